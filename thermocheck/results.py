@@ -53,6 +53,7 @@ class LawResult:
     details: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
     notes: Sequence[str] = field(default_factory=tuple)
     d: int | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -61,6 +62,7 @@ class LawResult:
             raise ValueError(f"a {self.verdict!r} result needs a reason")
         object.__setattr__(self, "details", tuple(self.details))
         object.__setattr__(self, "notes", tuple(self.notes))
+        object.__setattr__(self, "options", dict(self.options))
 
     @property
     def passed(self) -> bool:
@@ -73,12 +75,13 @@ class LawResult:
             "verdict": self.verdict, "passed": self.passed, "observed": self.observed,
             "expected": self.expected, "tolerance": self.tolerance, "residual": self.residual,
             "reason": self.reason, "details": list(self.details), "notes": list(self.notes),
+            "options": dict(self.options),
         })
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LawResult:
         keys = ("law", "protocol", "substrate", "verdict", "observed", "expected", "tolerance",
-                "residual", "reason", "details", "notes", "d")
+                "residual", "reason", "details", "notes", "d", "options")
         return cls(**{k: data[k] for k in keys if k in data})
 
     def summary(self) -> str:
@@ -91,15 +94,31 @@ class LawResult:
         return line + (f" — {self.reason}" if self.reason else "")
 
     def explain(self, max_points: int = 5) -> str:
-        """A multi-line explanation: the summary, the worst points, the notes."""
+        """A multi-line explanation: the summary, the worst failing points, the notes, and a line
+        that reproduces the check.
+
+        A failing point reads ``at lr=0.01, wd=0.001: E‖w‖² = 1.3 ± 0.01, but the law says 1
+        [ideal_gas] (tolerance 0.05, residual 0.3)`` when the law reports those fields; other
+        details are listed as ``key=value``.
+        """
         lines = [self.summary()]
-        bad = [p for p in self.details if p.get("ok") is False]
+        bad = sorted((p for p in self.details if p.get("ok") is False), key=_excess, reverse=True)
+        if bad:
+            lines.append(f"  {len(bad)} of {len(self.details)} points fail (worst first):")
         for p in bad[:max_points]:
-            lines.append("  point " + ", ".join(f"{k}={_short(v)}" for k, v in p.items()))
+            lines.append("  " + _describe_point(p, self.law))
         if len(bad) > max_points:
             lines.append(f"  … and {len(bad) - max_points} more failing points")
         lines.extend(f"  note: {n}" for n in self.notes)
+        lines.append("  reproduce: " + self.reproduction())
         return "\n".join(lines)
+
+    def reproduction(self) -> str:
+        """The call that reproduces this result on the same grid."""
+        args = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        dim = f", d={self.d}" if self.d is not None else ""
+        return (f"thermocheck.laws.{self.law}(grid{args})  # grid: the {self.protocol} states "
+                f"({self.substrate}{dim}) this result was computed from")
 
     def assert_passed(self, *, allow_inconclusive: bool = False) -> None:
         """Raise :class:`LawFailure` unless the law passed (or, when allowed, was inconclusive).
@@ -114,3 +133,23 @@ class LawResult:
 
 def _short(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _excess(point: Mapping[str, Any]) -> float:
+    """|residual| / tolerance of a detail (how far outside its band), for sorting."""
+    res, tol = point.get("residual"), point.get("tolerance")
+    if not isinstance(res, (int, float)) or not isinstance(tol, (int, float)):
+        return 0.0
+    return abs(res) / tol if tol > 0 else math.inf
+
+
+def _describe_point(p: Mapping[str, Any], law: str) -> str:
+    """``at <where>: <quantity> = <got> ± <err>, but the law says <expected> [law] (…)`` when the
+    detail has ``at``, ``quantity``, ``observed``, ``expected`` and ``tolerance``; else
+    ``key=value`` pairs."""
+    if not all(k in p for k in ("at", "quantity", "observed", "expected", "tolerance")):
+        return "point " + ", ".join(f"{k}={_short(v)}" for k, v in p.items())
+    err = f" ± {_short(p['stderr'])}" if p.get("stderr") else ""
+    return (f"at {p['at']}: {p['quantity']} = {_short(p['observed'])}{err}, but the law says "
+            f"{_short(p['expected'])} [{law}] (tolerance {_short(p['tolerance'])}, "
+            f"residual {_short(p.get('residual'))})")

@@ -1,0 +1,359 @@
+"""Tests of thermocheck.entropy: k-NN entropy in R^m and of directions on the sphere."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy import special
+
+from thermocheck import entropy, vmf
+from thermocheck.entropy import kl_entropy, log_cap_volume, sphere_entropy
+from thermocheck.errors import InvalidParameterError
+
+pytestmark = pytest.mark.fast
+
+METHODS = ("geodesic", "angles", "chord")
+
+#: The acceptance bounds (nats) for the default estimator at N = 4000.
+VMF_BOUND = 0.1
+UNIFORM_BOUND = 0.3
+
+
+def _vmf_sample(d: int, kappa: float, n: int, seed: int) -> np.ndarray:
+    return vmf.sample(d, kappa, n, rng=seed)
+
+
+def _random_walk(d: int, n: int, step: float, seed: int) -> np.ndarray:
+    """``n`` snapshots of a walk on S^{d−1} that moves exactly ``step`` rad between snapshots."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(d)
+    x /= np.linalg.norm(x)
+    out = np.empty((n, d))
+    for i in range(n):
+        out[i] = x
+        v = rng.standard_normal(d)
+        v -= (v @ x) * x
+        v /= np.linalg.norm(v)
+        x = math.cos(step) * x + math.sin(step) * v
+    return out
+
+
+def _neighbour_angles(w: np.ndarray, k: int = 1) -> np.ndarray:
+    """Geodesic angle from each row's direction to its k-th nearest other direction."""
+    t, be = entropy._as_array("w", w)
+    block_bytes = entropy._DEFAULT_BLOCK_BYTES
+    theta, _ = entropy._distinct_kth_distances(
+        entropy._directions(t, be, block_bytes),
+        k,
+        geodesic=True,
+        tol=entropy._SAME_DIRECTION_RAD,
+        name="w",
+        block_bytes=block_bytes,
+    )
+    return theta
+
+
+# ---------------------------------------------------------------------------------------------
+# Kozachenko–Leonenko in R^m
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5])
+def test_kl_entropy_gaussian_matches_closed_form(m: int) -> None:
+    # Exact: S = (m/2) log(2πe) + Σ log σ_j. The tolerance comes from the estimates' own spread
+    # over seeds: the bias must stay below two standard deviations of one estimate (measured over
+    # 100 seeds at N = 1000: bias −0.008 … −0.048, sd 0.055 … 0.076 for m = 1 … 5), and the spread
+    # must be near its asymptotic value sqrt((Var log f + ψ'(1))/N), Var log f = m/2 (measured
+    # 1.2× it; 2× is allowed).
+    n, seeds = 1000, range(8)
+    scales = np.linspace(0.5, 2.0, m)
+    exact = 0.5 * m * math.log(2 * math.pi * math.e) + np.log(scales).sum()
+    estimates = np.array(
+        [kl_entropy(np.random.default_rng(s).standard_normal((n, m)) * scales) for s in seeds]
+    )
+    spread = estimates.std(ddof=1)
+    assert abs(estimates.mean() - exact) < 2 * spread, (estimates.mean(), exact, spread)
+    assert spread < 2 * math.sqrt((m / 2 + special.polygamma(1, 1)) / n)
+
+
+def test_kl_entropy_accepts_1d_samples_and_torch() -> None:
+    x = np.random.default_rng(0).standard_normal(500)
+    expected = kl_entropy(x[:, None])
+    assert kl_entropy(x) == expected
+    assert kl_entropy(torch.from_numpy(x)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_paper_constant_differs_from_digamma_by_half_over_n() -> None:
+    n = 400
+    x = np.random.default_rng(1).standard_normal((n, 3))
+    # log(N − 1) + γ_E − (ψ(N) − ψ(1)) = log(N − 1) − ψ(N) ≈ −1/(2N)
+    diff = kl_entropy(x, constant="paper") - kl_entropy(x)
+    assert diff == pytest.approx(math.log(n - 1) - special.digamma(n), abs=1e-12)
+    assert abs(diff + 1 / (2 * n)) < 1 / n**2
+    w = _vmf_sample(4, 5.0, n, seed=2)
+    sphere_diff = sphere_entropy(w, constant="paper") - sphere_entropy(w)
+    assert sphere_diff == pytest.approx(diff, abs=1e-12)
+
+
+def test_kl_entropy_drops_duplicate_rows_with_a_warning() -> None:
+    x = np.random.default_rng(3).standard_normal((300, 2))
+    # 10 pairs and one group of 13 equal rows: more than the k + 4 shortlisted candidates.
+    with_dups = np.vstack([x, x[:10], np.repeat(x[:1], 12, axis=0)])
+    with pytest.warns(UserWarning, match="22 duplicate rows"):
+        value = kl_entropy(with_dups)
+    assert np.isfinite(value)
+    assert value == kl_entropy(x)
+
+
+def test_sphere_entropy_drops_duplicate_directions_with_a_warning() -> None:
+    w = _vmf_sample(5, 10.0, 300, seed=4)
+    scales = np.geomspace(0.1, 30.0, 12)[:, None]
+    with_dups = np.vstack([w, 3.7 * w[:10], scales * w[5]])
+    for method in METHODS:
+        with pytest.warns(UserWarning, match="22 duplicate directions"):
+            value = sphere_entropy(with_dups, method=method)
+        assert value == pytest.approx(sphere_entropy(w, method=method), abs=1e-12)
+
+
+def test_all_rows_equal_is_an_error() -> None:
+    with pytest.raises(InvalidParameterError, match=r"N=1 rows.*distinct"):
+        kl_entropy(np.ones((50, 2)))
+    with pytest.raises(InvalidParameterError, match=r"N=1 rows.*distinct"):
+        sphere_entropy(np.arange(1.0, 51.0)[:, None] * np.ones((50, 3)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Geodesic caps
+# ---------------------------------------------------------------------------------------------
+
+# log|cap(θ)| on S^m from mpmath (dps = 40) by quadrature, independent of the incomplete beta:
+#
+#   def log_cap_reference(theta, m):
+#       th = mp.mpf(theta)
+#       if th > mp.pi / 2:
+#           log_sphere = mp.log(2) + (m + 1) / mp.mpf(2) * mp.log(mp.pi) - mp.loggamma((m + 1) / 2)
+#           return log_sphere + mp.log(1 - mp.exp(log_cap_reference(mp.pi - th, m) - log_sphere))
+#       log_sm1 = mp.log(2) + mp.mpf(m) / 2 * mp.log(mp.pi) - mp.loggamma(mp.mpf(m) / 2)
+#       s = mp.sin(th)
+#       width = mp.tan(th) / max(m - 1, 1) if th < mp.pi / 2 else 1 / mp.sqrt(m)
+#       points = sorted({mp.mpf(0), th, *(max(mp.mpf(0), th - c * width) for c in (300, 30, 3))})
+#       integral = mp.quad(lambda t: mp.exp((m - 1) * (mp.log(mp.sin(t)) - mp.log(s))), points)
+#       return log_sm1 + (m - 1) * mp.log(s) + mp.log(integral)
+LOG_CAP_REFERENCE = [
+    (2, 1e-06, -26.48629123007923),
+    (2, 2.5, 2.42629887153772),
+    (9, 0.3, -9.740549631813401),
+    (9, 1.5707, 2.54537130479531),
+    (99, 1.2, -95.8650067616271),
+    (99, 2.0, -86.63610999081617),
+    (97199, 0.001, -1091655.550572042),
+    (97199, 1.55, -420245.79864703177),
+    (97199, 1.5707963, -420222.6609658127),
+    (97199, 1.58, -420221.9698702138),
+]
+
+
+@pytest.mark.parametrize(("m", "theta", "expected"), LOG_CAP_REFERENCE)
+def test_log_cap_volume_matches_mpmath(m: int, theta: float, expected: float) -> None:
+    assert log_cap_volume(np.array([theta]), m)[0] == pytest.approx(expected, rel=1e-13)
+
+
+def test_log_cap_volume_limits() -> None:
+    theta = np.array([1e-9, 0.3, 1.0, 2.0, math.pi])
+    assert np.allclose(log_cap_volume(theta, 1), np.log(2 * theta), rtol=1e-14)
+    assert np.allclose(
+        log_cap_volume(theta, 2), np.log(4 * np.pi * np.sin(theta / 2) ** 2), rtol=1e-9
+    )
+    for m in (3, 50, 5000):
+        log_sphere = math.log(2) + (m + 1) / 2 * math.log(math.pi) - special.gammaln((m + 1) / 2)
+        assert log_cap_volume(np.array([math.pi]), m)[0] == pytest.approx(log_sphere, rel=1e-14)
+        small = 1e-7
+        log_ball = m / 2 * math.log(math.pi) - special.gammaln(m / 2 + 1) + m * math.log(small)
+        assert log_cap_volume(np.array([small]), m)[0] == pytest.approx(log_ball, rel=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Accuracy on the sphere (the acceptance points)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("d", [3, 5])
+@pytest.mark.parametrize("kappa", [0.1, 1.0, 10.0, 100.0, 1000.0])
+def test_sphere_entropy_matches_exact_vmf_entropy(d: int, kappa: float) -> None:
+    w = _vmf_sample(d, kappa, 4000, seed=0)
+    assert abs(sphere_entropy(w) - vmf.entropy(d, kappa)) < VMF_BOUND
+
+
+def test_sphere_entropy_matches_uniform_entropy_on_s9() -> None:
+    w = np.random.default_rng(0).standard_normal((4000, 10))
+    assert abs(sphere_entropy(w) - vmf.entropy_uniform(10)) < UNIFORM_BOUND
+
+
+# ---------------------------------------------------------------------------------------------
+# Invariances
+# ---------------------------------------------------------------------------------------------
+
+BASE = _vmf_sample(4, 3.0, 300, seed=5)
+
+
+@settings(derandomize=True, deadline=None, max_examples=15)
+@given(
+    radii=arrays(np.float64, BASE.shape[0], elements=st.floats(1e-3, 1e3)),
+    method=st.sampled_from(METHODS),
+)
+def test_sphere_entropy_ignores_row_norms(radii: np.ndarray, method: str) -> None:
+    scaled = BASE * radii[:, None]
+    assert sphere_entropy(scaled, method=method) == pytest.approx(
+        sphere_entropy(BASE, method=method), abs=1e-9
+    )
+
+
+@settings(derandomize=True, deadline=None, max_examples=15)
+@given(seed=st.integers(0, 2**32 - 1), method=st.sampled_from(["geodesic", "chord"]))
+def test_sphere_entropy_is_rotation_invariant(seed: int, method: str) -> None:
+    q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((4, 4)))
+    rotation = q * np.sign(np.diag(r))
+    assert sphere_entropy(BASE @ rotation.T, method=method) == pytest.approx(
+        sphere_entropy(BASE, method=method), abs=1e-9
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Precision of neighbour angles
+# ---------------------------------------------------------------------------------------------
+
+
+def test_neighbour_angles_of_a_tiny_random_walk_in_high_dimension() -> None:
+    step = 1e-6
+    walk = _random_walk(20000, 60, step, seed=6)
+    reference = np.array(
+        [
+            np.delete(
+                2 * np.arctan2(np.linalg.norm(walk - x, axis=1), np.linalg.norm(walk + x, axis=1)),
+                i,
+            ).min()
+            for i, x in enumerate(walk)
+        ]
+    )
+    theta = _neighbour_angles(walk)
+    assert np.all(theta > 0)
+    assert np.allclose(theta, reference, rtol=1e-9, atol=0)
+    assert np.all(theta <= step * (1 + 1e-9))  # the previous or next snapshot is `step` away
+
+    # The test has teeth: chord² = 2 − 2x·y, what a plain Gram product or cdist computes, is off
+    # by ~1e-3 in float64 and returns zero distances in float32.
+    def naive_nearest(x: np.ndarray) -> np.ndarray:
+        chord_sq = 2 - 2 * (x @ x.T)
+        chord_sq[np.diag_indices_from(chord_sq)] = np.inf
+        return np.sqrt(np.clip(chord_sq, 0, None)).min(axis=1)
+
+    assert np.max(np.abs(naive_nearest(walk) / reference - 1)) > 1e-4
+    assert np.any(naive_nearest(walk.astype(np.float32)) == 0)
+    assert np.isfinite(sphere_entropy(walk))
+
+
+def test_neighbour_angles_of_float32_snapshots() -> None:
+    walk = _random_walk(5000, 40, 1e-4, seed=7).astype(np.float32)
+    exact = walk.astype(np.float64)
+    exact /= np.linalg.norm(exact, axis=1, keepdims=True)
+    gaps = np.linalg.norm(exact[:, None, :] - exact[None, :, :], axis=2)
+    gaps[np.diag_indices_from(gaps)] = np.inf
+    theta = _neighbour_angles(walk)
+    assert np.allclose(theta, 2 * np.arcsin(gaps.min(axis=1) / 2), rtol=1e-9)
+    assert np.allclose(_neighbour_angles(torch.from_numpy(walk)), theta, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Backends and the angle map
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_torch_and_numpy_paths_agree(method: str) -> None:
+    w = _vmf_sample(6, 20.0, 700, seed=8).astype(np.float32)
+    expected = sphere_entropy(w, method=method)
+    assert sphere_entropy(torch.from_numpy(w), method=method) == pytest.approx(expected, rel=1e-12)
+    assert sphere_entropy(w.astype(np.float64), method=method) == expected
+    assert kl_entropy(torch.from_numpy(w)) == pytest.approx(kl_entropy(w), rel=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("method", METHODS)
+def test_cuda_path_agrees_with_numpy(method: str) -> None:
+    w = _vmf_sample(6, 20.0, 700, seed=8).astype(np.float32)
+    on_gpu = sphere_entropy(torch.from_numpy(w).cuda(), method=method)
+    assert on_gpu == pytest.approx(sphere_entropy(w, method=method), rel=1e-12)
+
+
+@pytest.mark.parametrize("d", [2, 6, 100_000])
+def test_hyperspherical_angles_and_log_jacobian(d: int) -> None:
+    w = np.random.default_rng(9).standard_normal((4, d)) * 5.0
+    t, be = entropy._as_array("w", w)
+    phi, log_jacobian = entropy._hyperspherical_angles(t, be, entropy._DEFAULT_BLOCK_BYTES)
+    # Rebuild w̄ from the angles: x_j = cos φ_j Π_{i<j} sin φ_i, last two with cos θ, sin θ.
+    sines = np.hstack([np.ones((4, 1)), np.cumprod(np.sin(phi[:, : d - 2]), axis=1)])
+    rebuilt = np.hstack([np.cos(phi[:, : d - 2]), np.cos(phi[:, -1:]), np.sin(phi[:, -1:])])
+    rebuilt[:, : d - 1] *= sines
+    rebuilt[:, d - 1] *= sines[:, -1]
+    assert np.allclose(rebuilt, w / np.linalg.norm(w, axis=1, keepdims=True), atol=1e-12)
+    weights = np.arange(d - 2, 0, -1)
+    direct = np.log(np.sin(phi[:, : d - 2])) @ weights
+    assert np.allclose(log_jacobian, direct, rtol=1e-9, atol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input
+# ---------------------------------------------------------------------------------------------
+
+GOOD = np.random.default_rng(10).standard_normal((20, 3))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: kl_entropy(GOOD[:3], k=3), r"N=3 rows.*N > k = 3"),
+        (lambda: kl_entropy(GOOD, k=0), r"k=0.*integer >= 1"),
+        (lambda: kl_entropy(GOOD, k=1.5), r"k=1.5.*integer >= 1"),
+        (lambda: kl_entropy(GOOD, k=True), r"k=True.*integer >= 1"),
+        (lambda: kl_entropy(GOOD, constant="exact"), r"constant='exact'.*'digamma', 'paper'"),
+        (lambda: kl_entropy(GOOD, k=2, constant="paper"), r"k = 1 only"),
+        (lambda: kl_entropy(np.zeros((2, 3, 4))), r"must be 1-D.*or 2-D"),
+        (lambda: kl_entropy(np.where(np.arange(20)[:, None] == 4, np.nan, GOOD)), r"row 4.*fin"),
+        (lambda: kl_entropy(GOOD, block_bytes=0), r"block_bytes=0.*> 0"),
+        (lambda: kl_entropy("abc"), r"x must be a real array"),
+        (lambda: sphere_entropy(GOOD[:, :1]), r"d \(columns of w\)=1.*integer >= 2"),
+        (lambda: sphere_entropy(GOOD[:1]), r"N=1 rows"),
+        (lambda: sphere_entropy(GOOD, method="kde"), r"method='kde'.*'geodesic', 'angles'"),
+        (lambda: sphere_entropy(GOOD[0]), r"must be 2-D"),
+        (
+            lambda: sphere_entropy(np.where(np.arange(20)[:, None] == 7, 0.0, GOOD)),
+            r"row 7 is zero",
+        ),
+        (
+            lambda: sphere_entropy(np.where(np.arange(20)[:, None] == 2, np.inf, GOOD)),
+            r"row 2.*fin",
+        ),
+        (lambda: sphere_entropy(GOOD * 1e300), r"overflows float64"),
+        (
+            lambda: sphere_entropy(np.vstack([GOOD, [[1.0, 0.0, 0.0]]]), method="angles"),
+            r"row 20 has its last two coordinates equal to 0.*method='geodesic'",
+        ),
+        (lambda: sphere_entropy(torch.ones(5, 3, dtype=torch.complex64)), r"must be real"),
+        (lambda: log_cap_volume(np.array([4.0]), 3), r"theta=4.0.*\[0, 3.14159"),
+        (lambda: log_cap_volume(np.array([1.0]), 0), r"m=0.*integer >= 1"),
+    ],
+)
+def test_bad_input_is_rejected_with_a_clear_message(call, message: str) -> None:
+    with pytest.raises(InvalidParameterError, match=message):
+        call()
+
+
+def test_singular_angle_rows_are_fine_for_the_geodesic_method() -> None:
+    w = np.vstack([GOOD, [[1.0, 0.0, 0.0]]])
+    assert np.isfinite(sphere_entropy(w))

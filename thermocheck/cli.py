@@ -1,0 +1,117 @@
+"""The ``thermocheck`` command line. ``thermocheck verify`` checks every law on every protocol.
+
+Exit codes (READINGS.md): 0 every applicable law passed, 1 a law failed, 3 none failed but some were
+inconclusive, 2 a usage error (argparse's own code, also used for invalid values and for a
+substrate this installation cannot run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shlex
+import sys
+from collections.abc import Sequence
+
+from thermocheck.errors import InvalidParameterError
+
+__all__ = ["build_parser", "main"]
+
+PROTOCOL_CHOICES = ("fixed_sphere", "fixed_elr", "fixed_lr", "all")
+PRESET_CHOICES = ("quick", "paper")
+
+
+def _int_at_least(low: int, name: str) -> type[int]:
+    """An argparse type: an integer >= ``low``, with a message that says so."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name}={text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{name}={value} is invalid: it must be >= {low}")
+        return value
+
+    parse.__name__ = name
+    return parse  # type: ignore[return-value]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="thermocheck",
+        description="Check the ideal-gas thermodynamics of SGD (Sadrtdinov et al., 2025).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    verify = commands.add_parser(
+        "verify", help="simulate a preset, check every law on every protocol, write a report",
+        description="Simulate the preset's grids, check every law on every protocol and write "
+                    "report.json, report.md and figures/. Exit code: 0 every applicable law "
+                    "passed, 1 a law failed, 3 some inconclusive and none failed, 2 usage error.",
+    )
+    verify.add_argument("--substrate", choices=("isotropic", "net"), default="isotropic",
+                        help="isotropic-noise simulator (default) or networks (thermocheck.nets)")
+    verify.add_argument("--protocol", choices=PROTOCOL_CHOICES, default="all",
+                        help="training protocol to check (default: all three)")
+    verify.add_argument("--preset", choices=PRESET_CHOICES, default="quick",
+                        help="quick (under a minute, fast-equilibrating ranges) or paper "
+                             "(the paper's ranges); default quick")
+    verify.add_argument("--out", metavar="DIR", default=None,
+                        help="report folder (default: a new reports/verify-<preset>-<time>/)")
+    verify.add_argument("--seed", type=_int_at_least(0, "seed"), default=0,
+                        help="random seed, an integer >= 0 (default 0)")
+    verify.add_argument("--dim", type=_int_at_least(2, "dim"), default=None, metavar="D",
+                        help="parameter dimension d >= 2 (default: the preset's)")
+    verify.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="no progress bar on stderr")
+    verify.add_argument("--quiet", "-q", action="store_true",
+                        help="no progress bar and no summary table: only the report path")
+    verify.set_defaults(run=_verify, command_parser=verify)
+    return parser
+
+
+def _run_net(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Hand ``--substrate net`` to ``thermocheck.nets.cli_verify(args)``, when it exists."""
+    try:
+        nets = importlib.import_module("thermocheck.nets")
+    except ImportError as err:
+        parser.error(f"--substrate net needs thermocheck.nets, which cannot be imported ({err})")
+    cli_verify = getattr(nets, "cli_verify", None)
+    if cli_verify is None:
+        parser.error("--substrate net is not available: thermocheck.nets has no cli_verify "
+                     "in this installation; use --substrate isotropic")
+    return int(cli_verify(args))
+
+
+def _verify(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    parser = args.command_parser
+    if args.substrate == "net":
+        return _run_net(args, parser)
+    from thermocheck.report import exit_code, format_table, summary_line
+    from thermocheck.theory import PROTOCOLS
+    from thermocheck.verify import verify
+
+    protocols = PROTOCOLS if args.protocol == "all" else (args.protocol,)
+    try:
+        results, path = verify(args.substrate, protocols, args.preset, args.out, args.seed,
+                               args.dim, args.progress and not args.quiet,
+                               command=shlex.join(["thermocheck", *argv]))
+    except InvalidParameterError as err:  # an invalid value the options let through
+        parser.error(str(err))
+    if not args.quiet:
+        print(format_table(results))
+        print(f"\n{summary_line(results)} (exit code {exit_code(results)})")
+    print(f"report: {path / 'report.md'}")
+    return exit_code(results)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (argparse exits with 2 on usage errors)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.run(args, argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,415 @@
+"""Figures of a measured grid, in the style of the paper's Figures 1, 3 and 4.
+
+Four figures per :class:`~thermocheck.states.StateGrid`, each drawn only when the grid carries the
+quantities it needs (non-stationary states are left out):
+
+``thermo``
+    U, S(ρ) and S against T. On the linear loss ``L(w̄) = 1 + μᵀw̄`` (states with
+    ``extra["loss"] == "linear"``) the exact von Mises–Fisher curves of :mod:`thermocheck.vmf`
+    (κ = ‖μ‖/T) are drawn: points should lie on them.
+``state_equation``
+    The ideal gas law (V1): measured ``r* = sqrt(E‖w‖²)`` (fixed sphere: measured ``λ_eff``)
+    against its SDE prediction and its discretization-corrected one (Appendix G), log-log.
+``potential``
+    Potential minimisation (V2): for each state, the grid steps to the state that minimises
+    ``G = U − T S + p V`` at that state's (T, p) (fixed sphere: ``F = U − T S`` along each radius).
+``entropy``
+    S against the logarithm of each hyperparameter, with reference slopes (Maxwell relations and
+    the low-temperature VMF model).
+
+Matplotlib is imported only when a figure is drawn, through its object-oriented API (Agg canvas),
+so the global backend of a user's session is never changed.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from thermocheck import theory
+from thermocheck.states import State, StateGrid
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["FIGURES", "FigureFile", "draw", "entropy_figure", "potential_figure",
+           "state_equation_figure", "thermo_figure"]
+
+#: Axis labels of the hyperparameters, with their symbols.
+LABELS = {"lr": "η (learning rate)", "wd": "λ (weight decay)",
+          "elr": "η_eff (effective learning rate)", "radius": "r (sphere radius)"}
+_SYMBOL = {"lr": "η", "wd": "λ", "elr": "η_eff", "radius": "r"}
+
+
+@dataclass(frozen=True)
+class FigureFile:
+    """A figure written by :func:`draw`: where it lies, its title and a caption for readers."""
+
+    kind: str
+    path: Path
+    title: str
+    caption: str
+
+
+@dataclass(frozen=True)
+class _Drawn:
+    figure: Figure
+    title: str
+    caption: str
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def _states(grid: StateGrid, *fields: str) -> list[State] | None:
+    """The stationary states, or None when fewer than two carry every field in ``fields``."""
+    kept = [s for s in grid if s.stationary and all(getattr(s, f) is not None for f in fields)]
+    return kept if len(kept) >= 2 else None
+
+
+def _column(states: list[State], name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Values and standard errors of the measured field ``name`` over ``states``."""
+    estimates = [s.require(name) for s in states]
+    return np.array([e.value for e in estimates]), np.array([e.stderr for e in estimates])
+
+
+def _new_figure(ncols: int) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(4.6 * ncols + 0.8, 4.2), layout="constrained")
+
+
+def _colour_by(fig: Figure, axes: Axes | list[Axes], states: list[State], axis: str
+               ) -> tuple[np.ndarray, object]:
+    """log10 of the hyperparameter ``axis`` per state, and the colour map's normaliser, with a
+    colour bar that names the hyperparameter."""
+    from matplotlib import cm, colors
+
+    values = np.log10([getattr(s, axis) for s in states])
+    norm = colors.Normalize(values.min(), values.max() if values.max() > values.min()
+                            else values.min() + 1)
+    bar = fig.colorbar(cm.ScalarMappable(norm=norm, cmap="viridis"), ax=axes)
+    bar.set_label(f"log10 {LABELS[axis]}")
+    return values, norm
+
+
+def _log_axis(ax: Axes, which: str, values: np.ndarray) -> None:
+    """A log scale on axis ``which`` ("x" or "y"). Over at most two decades of ``values`` it is
+    labelled at 1, 2 and 5 times powers of ten in plain numbers (the default labels every minor
+    tick there, and they overlap); over more, at the powers of ten only."""
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+    getattr(ax, f"set_{which}scale")("log")
+    axis = getattr(ax, f"{which}axis")
+    axis.set_minor_formatter(NullFormatter())
+    if np.log10(values.max() / values.min()) <= 2:
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FormatStrFormatter("%.3g"))
+
+
+def _suptitle(fig: Figure, title: str) -> None:
+    """The figure's title, wrapped to the figure's width."""
+    width = int(fig.get_figwidth() * 14)
+    fig.suptitle(textwrap.fill(title, width), fontsize=10)
+
+
+def _vmf_parameters(states: list[State]) -> tuple[float, float] | None:
+    """``(‖μ‖, c)`` when every state ran the linear loss ``c + μᵀw̄`` with U the energy (the
+    simulator's ``extra`` says so: ``loss == "linear"``, ``mu_norm``, ``loss_offset``, defaults
+    1 and 1 as in the paper), else None: no closed form to draw."""
+    params = {(float(s.extra.get("mu_norm", 1.0)), float(s.extra.get("loss_offset", 1.0)))
+              for s in states if s.energy_is_loss and s.extra.get("loss") == "linear"}
+    linear = all(s.energy_is_loss and s.extra.get("loss") == "linear" for s in states)
+    return params.pop() if linear and len(params) == 1 else None
+
+
+def _title(grid: StateGrid) -> str:
+    return f"{grid.protocol}, {grid.substrate}, d = {grid.d}"
+
+
+# -- U, S(ρ), S against T -------------------------------------------------------------------------
+def thermo_figure(grid: StateGrid) -> _Drawn | None:
+    """U, S(ρ) and S against T; the exact VMF curves on the linear loss (Figure 1a style)."""
+    states = _states(grid, "loss", "sphere_entropy")
+    if states is None:
+        return None
+    has_total = all(s.protocol == "fixed_sphere" or s.mean_radius is not None for s in states)
+    vmf_curve = _vmf_parameters(states)
+    d = grid.d
+    T = np.array([s.temperature for s in states])
+    fig = _new_figure(3 if has_total else 2)
+    axes = fig.subplots(1, 3 if has_total else 2)
+    colour_axis = grid.axes[1]
+    colour, norm = _colour_by(fig, list(axes), states, colour_axis)
+    panels: list[tuple[str, np.ndarray, np.ndarray]] = [
+        ("U = E[L(w̄)] (mean training loss)", *_column(states, "loss")),
+        ("S(ρ) (entropy on the unit sphere, nats)", *_column(states, "sphere_entropy")),
+    ]
+    if has_total:
+        total = [s.entropy for s in states]
+        panels.append(("S = S(ρ) + (d−1) log E‖w‖ (nats)", np.array([e.value for e in total]),
+                       np.array([e.stderr for e in total])))
+    t_line = np.geomspace(T.min(), T.max(), 200)
+    for ax, (ylabel, y, err) in zip(axes, panels, strict=True):
+        ax.errorbar(T, y, yerr=err, fmt="none", ecolor="0.6", elinewidth=0.8, zorder=1)
+        ax.scatter(T, y, c=colour, norm=norm, cmap="viridis", s=18, zorder=2,
+                   label=f"measured (colour: {_SYMBOL[colour_axis]})")
+        _log_axis(ax, "x", T)
+        ax.set_xlabel("T (temperature, from the state equation)")
+        ax.set_ylabel(ylabel)
+    if vmf_curve is not None:
+        from thermocheck import vmf
+
+        # L = c + μᵀw̄ with |μ| = m: VMF with κ = m/T, U = c − m A_d(κ) = c − m + m (1 − A_d(κ)).
+        m, c = vmf_curve
+        kappa = m / t_line
+        axes[0].plot(t_line, c - m + m * np.asarray(vmf.mean_loss(d, kappa)), "k-", lw=1.2,
+                     label="VMF exact, κ = ‖μ‖/T")
+        axes[0].plot(t_line, c - m + (d - 1) * t_line / 2, "k:", lw=1, label="low T: (d−1)T/2")
+        axes[1].plot(t_line, vmf.entropy(d, kappa), "k-", lw=1.2, label="VMF exact, κ = ‖μ‖/T")
+        axes[1].plot(t_line, (d - 1) / 2 * np.log(2 * math.pi * math.e * t_line / m), "k:",
+                     lw=1, label="low T: (d−1)/2 log(2πeT/‖μ‖)")
+        if has_total:
+            predicted = [float(vmf.entropy(d, m / s.temperature)) + (d - 1) * math.log(_radius(s))
+                         for s in states]
+            radius = "r: the sphere's" if grid.protocol == "fixed_sphere" else "r* predicted (SDE)"
+            axes[2].scatter(T, predicted, marker="x", color="k", s=20,
+                            label=f"VMF S(ρ) + (d−1) log r, {radius}")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    match = ("points should lie on the VMF curves" if vmf_curve is not None
+             else "no closed form for this loss: measurements only")
+    title = f"U, S(ρ) and S against T ({_title(grid)}): {match}"
+    _suptitle(fig, title)
+    caption = ("Mean training loss U, entropy on the unit sphere S(ρ) and total entropy S of each "
+               "stationary state against its temperature T; error bars are one standard error. "
+               + ("Solid lines: exact von Mises–Fisher values for L(w̄) = c + μᵀw̄ with κ = ‖μ‖/T; "
+                  "dotted: low-temperature asymptotes; crosses: the VMF entropy on a sphere of the "
+                  "predicted radius." if vmf_curve is not None
+                  else "No closed form is drawn for this loss."))
+    return _Drawn(fig, title, caption)
+
+
+def _radius(s: State) -> float:
+    """The predicted stationary radius (SDE limit) of a state."""
+    return float(theory.stationary_radius(s.protocol, s.d, s.sigma2.value, lr=s.lr, wd=s.wd,
+                                          elr=s.elr, radius=s.radius))
+
+
+# -- the state equation (V1) ----------------------------------------------------------------------
+def state_equation_figure(grid: StateGrid) -> _Drawn | None:
+    """Measured r* (or λ_eff on the sphere) against the SDE and the corrected prediction."""
+    sphere = grid.protocol == "fixed_sphere"
+    states = _states(grid, "lambda_eff" if sphere else "sq_norm")
+    if states is None:
+        return None
+
+    def predicted(s: State, grad_sq: float) -> float:
+        if sphere:
+            hp = s.hyperparameters
+            return float(theory.effective_wd(s.d, s.sigma2.value, elr=hp["elr"],
+                                             radius=hp["radius"], grad_sq=grad_sq))
+        return float(theory.stationary_radius(s.protocol, s.d, s.sigma2.value, lr=s.lr, wd=s.wd,
+                                              elr=s.elr, grad_sq=grad_sq))
+
+    if sphere:
+        measured, err = _column(states, "lambda_eff")
+        name, how = "λ_eff (effective weight decay)", "Eq. 83"
+        eqs = ("Eq. 84", "Eq. 121")
+    else:
+        sq, sq_err = _column(states, "sq_norm")
+        measured = np.sqrt(sq)
+        err = sq_err / (2 * measured)
+        name, how = "r* (stationary radius)", "sqrt(E‖w‖²)"
+        eqs = ("Eq. 12" if grid.protocol == "fixed_elr" else "Eq. 19", "Eq. 119–120")
+    fig = _new_figure(1)
+    ax = fig.subplots()
+    series = [("SDE prediction, " + eqs[0], "o", [predicted(s, 0.0) for s in states])]
+    if all(s.grad_sq is not None for s in states):
+        series.append(("discretization-corrected, " + eqs[1], "^",
+                       [predicted(s, s.require("grad_sq").value) for s in states]))
+    for label, marker, x in series:
+        ax.errorbar(x, measured, yerr=err, fmt=marker, ms=4, mfc="none", lw=0.8, label=label)
+    every = np.concatenate([measured, *[np.asarray(x) for _, _, x in series]])
+    lo, hi = every.min() / 1.2, every.max() * 1.2
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="measured = predicted")
+    _log_axis(ax, "x", np.array([lo, hi]))
+    _log_axis(ax, "y", np.array([lo, hi]))
+    ax.set_xlabel(f"predicted {name}, from the state equation")
+    ax.set_ylabel(f"measured {name} = {how}")
+    ax.legend(fontsize=8)
+    title = f"Ideal gas law (V1), {_title(grid)}: points should lie on the diagonal"
+    _suptitle(fig, title)
+    caption = (f"Measured {name} ({how}) of each stationary state against the state equation "
+               "pV = RT: the SDE prediction (circles) and, where E‖∇L(w̄)‖² was measured, the "
+               "discretization-corrected one (triangles). Error bars: one standard error.")
+    return _Drawn(fig, title, caption)
+
+
+# -- potential minimisation (V2) ------------------------------------------------------------------
+def _minimisers(states: list[State], sphere: bool) -> list[int]:
+    """For each state j, the index of the state minimising G_i = U_i − T_j S_i + p_j V_i over the
+    grid (fixed sphere: F_i = U_i − T_j S_i over the states of the same radius)."""
+    U = _column(states, "loss")[0]
+    S = np.array([s.entropy.value for s in states])
+    V = np.array([s.volume.value for s in states])
+    out = []
+    for s in states:
+        if sphere:
+            same = np.array([math.isclose(o.hyperparameters["radius"],
+                                          s.hyperparameters["radius"], rel_tol=1e-9)
+                             for o in states])
+            potential = np.where(same, U - s.temperature * S, np.inf)
+        else:
+            potential = U - s.temperature * S + s.pressure * V
+        out.append(int(np.argmin(potential)))
+    return out
+
+
+def potential_figure(grid: StateGrid) -> _Drawn | None:
+    """Heat map of the grid: colour = grid steps from each state to the minimiser of its G (F)."""
+    sphere = grid.protocol == "fixed_sphere"
+    states = _states(grid, "loss", "sphere_entropy", *(() if sphere else ("sq_norm",)))
+    if states is None or not all(s.energy_is_loss for s in states):
+        return None
+    if not sphere and not all(s.mean_radius is not None for s in states):
+        return None
+    from matplotlib import colormaps
+    from matplotlib.lines import Line2D
+
+    xname, yname = grid.axes
+    xs, ys = grid.axis_values()
+    ix = [int(np.searchsorted(xs, getattr(s, xname))) for s in states]
+    iy = [int(np.searchsorted(ys, getattr(s, yname))) for s in states]
+    best = _minimisers(states, sphere)
+    steps = np.full((ys.size, xs.size), np.nan)
+    for j, a in enumerate(best):
+        steps[iy[j], ix[j]] = max(abs(ix[j] - ix[a]), abs(iy[j] - iy[a]))
+    fig = _new_figure(1)
+    ax = fig.subplots()
+    vmax = max(1, int(np.nanmax(steps)))
+    image = ax.imshow(steps, origin="lower", cmap=colormaps["magma_r"].resampled(vmax + 1),
+                      vmin=-0.5, vmax=vmax + 0.5, aspect="auto")
+    bar = fig.colorbar(image, ax=ax)
+    bar.set_label("grid steps to the minimiser (0: the law holds)")
+    bar.set_ticks(list(range(vmax + 1)))
+    for j, a in enumerate(best):
+        if a != j:
+            ax.annotate("", xy=(ix[a], iy[a]), xytext=(ix[j], iy[j]),
+                        arrowprops={"arrowstyle": "->", "color": "tab:cyan", "lw": 0.9})
+    for values, setter, labels in ((xs, ax.set_xticks, ax.set_xticklabels),
+                                   (ys, ax.set_yticks, ax.set_yticklabels)):
+        ticks = np.unique(np.linspace(0, values.size - 1, min(values.size, 7)).round().astype(int))
+        setter(ticks)
+        labels([f"{values[t]:.2g}" for t in ticks])
+    ax.set_xlabel(LABELS[xname])
+    ax.set_ylabel(LABELS[yname])
+    potential = "F = U − T S" if sphere else "G = U − T S + p V"
+    arrow = Line2D([], [], color="tab:cyan", marker=">",
+                   label=f"arrow: state → minimiser of its own {potential.split()[0]}")
+    fig.legend(handles=[arrow], fontsize=8, loc="outside lower center")
+    what = "along each radius " if sphere else ""
+    title = (f"Potential minimisation (V2), {_title(grid)}: each state should minimise "
+             f"{potential} {what}at its own T{'' if sphere else ', p'}")
+    _suptitle(fig, title)
+    caption = (f"For every stationary state j, {potential} of every state i is evaluated at j's "
+               f"temperature{'' if sphere else ' and pressure'} "
+               f"({'over the states of the same radius' if sphere else 'over the whole grid'}); "
+               "the colour is the distance, in grid steps, from j to the minimiser, and an arrow "
+               "points from j to it. Exact argmins are shown; the law's verdict allows a few "
+               "standard errors (READINGS.md).")
+    return _Drawn(fig, title, caption)
+
+
+# -- entropy against the hyperparameters (V3) -----------------------------------------------------
+def _reference_slopes(protocol: str, d: int) -> tuple[tuple[float, str], tuple[float, str]]:
+    """dS/d log x at fixed y and dS/d log y at fixed x, with where each comes from."""
+    R = theory.gas_constant(d)
+    return {
+        "fixed_lr": ((R, "VMF low T, Eq. 29"), (0.0, "VMF low T, Eq. 29")),
+        "fixed_elr": ((2 * R, "VMF low T"), (-R, "Maxwell relation, Eq. 85")),
+        "fixed_sphere": ((R, "VMF low T"), (2 * R, "Maxwell relation, (∂S/∂V)_T = R/V")),
+    }[protocol]
+
+
+def entropy_figure(grid: StateGrid) -> _Drawn | None:
+    """S against log x at fixed y and against log y at fixed x, with reference slopes."""
+    states = _states(grid, "sphere_entropy",
+                     *(() if grid.protocol == "fixed_sphere" else ("mean_radius",)))
+    if states is None:
+        return None
+    from matplotlib import cm
+
+    fig = _new_figure(2)
+    axes = list(fig.subplots(1, 2))
+    slopes = _reference_slopes(grid.protocol, grid.d)
+    pairs = ((grid.axes[0], grid.axes[1]), (grid.axes[1], grid.axes[0]))
+    for ax, (along, fixed), (slope, source) in zip(axes, pairs, slopes, strict=True):
+        groups: dict[float, list[State]] = {}
+        for s in states:
+            groups.setdefault(getattr(s, fixed), []).append(s)
+        keys = sorted(groups)
+        for n, key in enumerate(keys):
+            line = sorted(groups[key], key=lambda s: getattr(s, along))
+            if len(line) < 2:
+                continue
+            x = np.log([getattr(s, along) for s in line])
+            y = np.array([s.entropy.value for s in line])
+            colour = cm.viridis(n / max(len(keys) - 1, 1))
+            ax.errorbar(x, y, yerr=[s.entropy.stderr for s in line], fmt="o-", ms=3, lw=1,
+                        color=colour, label=f"measured, {_SYMBOL[fixed]} = {key:.2g}"
+                        if n in (0, len(keys) - 1) else None)
+            ax.plot(x, y.mean() + slope * (x - x.mean()), "--", color=colour, lw=0.8, alpha=0.8,
+                    label=f"reference slope {slope:.4g} ({source})" if n == 0 else None)
+        ax.set_xlabel(f"ln {LABELS[along]}")
+        ax.set_ylabel("S (total entropy, nats)")
+        ax.set_title(f"at fixed {_SYMBOL[fixed]} (one line per value)", fontsize=9)
+        ax.legend(fontsize=7)
+    title = (f"Entropy against log {_SYMBOL[grid.axes[0]]} and log {_SYMBOL[grid.axes[1]]} "
+             f"({_title(grid)}): "
+             "lines should run parallel to the dashed reference slopes")
+    _suptitle(fig, title)
+    caption = ("Total entropy S of the stationary states against the logarithm of one "
+               "hyperparameter, one line per value of the other (dark to light: increasing). "
+               "Dashed: the predicted slope through each line's centre; the exact ones are the "
+               "Maxwell relations, the 'VMF low T' ones hold for the linear loss at small T only. "
+               "Error bars: one standard error.")
+    return _Drawn(fig, title, caption)
+
+
+#: Every figure, by kind, in the order they appear in a report.
+FIGURES: dict[str, Callable[[StateGrid], _Drawn | None]] = {
+    "thermo": thermo_figure,
+    "state_equation": state_equation_figure,
+    "potential": potential_figure,
+    "entropy": entropy_figure,
+}
+
+
+def draw(grid: StateGrid, folder: str | Path, *, name: str) -> tuple[list[FigureFile], list[str]]:
+    """Draw every figure the grid has data for into ``folder`` as ``<name>-<kind>.png``.
+
+    Returns the figures written and, for each figure that raised while being drawn, a message
+    (a figure is never worth losing a report over; the caller shows the messages).
+    """
+    folder = Path(folder)
+    made: list[FigureFile] = []
+    errors: list[str] = []
+    for kind, build in FIGURES.items():
+        try:
+            drawn = build(grid)
+            if drawn is None:
+                continue
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{name}-{kind}.png"
+            drawn.figure.savefig(path, dpi=110)
+        except Exception as err:  # a figure is never worth losing a report over
+            errors.append(f"{kind}: {type(err).__name__}: {err}")
+            continue
+        made.append(FigureFile(kind, path, drawn.title, drawn.caption))
+    return made, errors
