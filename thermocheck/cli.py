@@ -18,7 +18,9 @@ from thermocheck.errors import InvalidParameterError
 __all__ = ["build_parser", "main"]
 
 PROTOCOL_CHOICES = ("fixed_sphere", "fixed_elr", "fixed_lr", "all")
-PRESET_CHOICES = ("quick", "paper")
+#: ``quick`` and ``paper`` serve both substrates; the others are network presets
+#: (``thermocheck.nets.PRESETS``).
+PRESET_CHOICES = ("quick", "paper", "cpu-tiny", "gpu-short", "gpu-nightly")
 
 
 def _int_at_least(low: int, name: str) -> type[int]:
@@ -66,6 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="no progress bar on stderr")
     verify.add_argument("--quiet", "-q", action="store_true",
                         help="no progress bar and no summary table: only the report path")
+    nets = verify.add_argument_group("networks", "options of --substrate net")
+    nets.add_argument("--model", choices=("convnet", "resnet18"), default=None,
+                      help="architecture (default: the preset's)")
+    nets.add_argument("--dataset", choices=("digits", "synthetic", "cifar10", "cifar100"),
+                      default=None, help="dataset (default: the preset's)")
+    nets.add_argument("--data-dir", metavar="DIR", default=None,
+                      help="folder holding cifar-10-batches-py/ or cifar-100-python/")
+    nets.add_argument("--device", default=None, help="torch device, e.g. cuda or cpu")
+    nets.add_argument("--iters", type=_int_at_least(1, "iters"), default=None,
+                      help="training iterations per model (default: the preset's)")
+    from thermocheck.sweep import add_sweep_arguments
+
+    add_sweep_arguments(verify)
     verify.set_defaults(run=_verify, command_parser=verify)
     return parser
 
@@ -91,11 +106,14 @@ def _verify(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from thermocheck.theory import PROTOCOLS
     from thermocheck.verify import verify
 
+    from thermocheck.sweep import sweep_options
+
     protocols = PROTOCOLS if args.protocol == "all" else (args.protocol,)
     try:
         results, path = verify(args.substrate, protocols, args.preset, args.out, args.seed,
                                args.dim, args.progress and not args.quiet,
-                               command=shlex.join(["thermocheck", *argv]))
+                               command=shlex.join(["thermocheck", *argv]),
+                               sweep=sweep_options(args))
     except InvalidParameterError as err:  # an invalid value the options let through
         parser.error(str(err))
     if not args.quiet:

@@ -12,8 +12,7 @@ into the command's exit code.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -41,15 +40,6 @@ def default_out_dir(preset: str, root: str | Path = "reports") -> Path:
     return path
 
 
-def _advance(bar: Any, *, offset: int) -> Callable[[int, int], None]:
-    """The simulator's ``progress(done, total)`` callback, moving ``bar`` to ``offset + done``."""
-
-    def progress(done: int, total: int) -> None:
-        bar.update(offset + done - bar.n)
-
-    return progress
-
-
 def _run_options(spec: Any, protocol: str, dim: int | None) -> dict[str, Any]:
     """The simulator's options, less the grid (the report's ``states`` hold it)."""
     return {k: v for k, v in spec.options(protocol, d=dim).items() if k != "grid"}
@@ -65,11 +55,14 @@ def verify(
     progress: bool = True,
     *,
     command: str | None = None,
+    sweep: Mapping[str, Any] | None = None,
 ) -> tuple[list[LawResult], Path]:
     """Simulate, check every law on every protocol, write the report; return (results, folder).
 
     ``dim`` overrides the preset's dimension; ``progress`` shows a tqdm bar on stderr;
-    ``command`` is recorded in the report's ``meta``.
+    ``command`` is recorded in the report's ``meta``; ``sweep`` holds the keywords of
+    :func:`thermocheck.sweep.run_sweeps` (``executor``, ``cache``, ``force``, ``shard_size``):
+    points already in the results cache are not simulated again.
     """
     check_choice("substrate", substrate, SUBSTRATES)
     protocols = [theory.check_protocol(p) for p in protocols]
@@ -80,25 +73,25 @@ def verify(
         raise InvalidParameterError(f"seed={seed!r} is invalid: seed must be an integer >= 0")
     if dim is not None:
         dim = check_dimension(dim, name="dim")
-    from tqdm.auto import tqdm
-
     from thermocheck import laws, presets
+    from thermocheck.sweep import SweepSpec, run_sweeps
 
     spec = presets.get(preset)
+    specs = []
+    for protocol in protocols:
+        kw = spec.options(protocol, d=dim)
+        specs.append(SweepSpec(protocol, kw.pop("d"), kw.pop("grid"), kw.pop("iterations"), seed,
+                               options=kw))
+    sweeps = run_sweeps(specs, progress=progress, **dict(sweep or {}))
     grids: dict[str, StateGrid] = {}
     results: list[LawResult] = []
-    with tqdm(total=len(protocols) * spec.iterations, desc="thermocheck verify", unit="it",
-              unit_scale=True, file=sys.stderr, disable=not progress) as bar:
-        for k, protocol in enumerate(protocols):
-            bar.set_postfix_str(f"{protocol}: simulating")
-            run = spec.run(protocol, seed=seed, d=dim,
-                           progress=_advance(bar, offset=k * spec.iterations))
-            bar.set_postfix_str(f"{protocol}: checking the laws")
-            grids[protocol] = run.grid
-            results += [check(run.grid) for check in laws.ALL.values()]
-            bar.update((k + 1) * spec.iterations - bar.n)
+    for done in sweeps:
+        if done.grid is not None:
+            grids[done.spec.protocol] = done.grid
+        results += [done.check(law) for law in laws.ALL.values()]
     folder = Path(out) if out is not None else default_out_dir(preset)
     path = write_report(results, folder, grids=grids, seed=seed, preset=preset, command=command,
                         extra_meta={"substrate": substrate, "protocols": protocols,
-                                    "simulation": _run_options(spec, protocols[0], dim)})
+                                    "simulation": _run_options(spec, protocols[0], dim),
+                                    "sweep": [done.to_dict() for done in sweeps]})
     return results, path

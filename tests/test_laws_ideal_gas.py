@@ -1,0 +1,92 @@
+"""V1, the ideal gas law: E‖w‖² (or λ_eff) against the state equation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from thermocheck import laws, theory
+from thermocheck.states import Estimate, StateGrid
+from thermocheck.strategies import state_grids
+from thermocheck.synthetic import synthetic_grid
+
+pytestmark = pytest.mark.fast
+
+SETTINGS = settings(derandomize=True, deadline=None, max_examples=20,
+                    suppress_health_check=[HealthCheck.too_slow])
+AXIS = np.geomspace(1e-3, 3e-2, 4)
+
+
+def lr_grid(**kw: object) -> StateGrid:
+    return synthetic_grid("fixed_lr", 3, AXIS, AXIS, **kw)  # type: ignore[arg-type]
+
+
+@SETTINGS
+@given(state_grids(noise=1e-3))
+def test_ideal_gas_holds_on_the_theory(grid: StateGrid) -> None:
+    result = laws.ideal_gas(grid)
+    result.assert_passed()
+    quantity = "λ_eff" if grid.protocol == "fixed_sphere" else "E‖w‖²"
+    assert {p["quantity"] for p in result.details} == {quantity}
+
+
+def test_corrected_form_needs_the_gradient_norm() -> None:
+    grid = StateGrid([s.replace(grad_sq=None) for s in lr_grid()])
+    result = laws.ideal_gas(grid)
+    assert result.verdict == "inconclusive"
+    assert "grad_sq" in result.reason and "corrected=False" in result.reason
+    laws.ideal_gas(grid, corrected=False).assert_passed()
+
+
+def test_the_corrected_form_includes_the_measured_gradient_norm() -> None:
+    """States on the discretisation-corrected radius (Eq. 119) pass the corrected law and fail
+    the SDE form, which neglects E‖∇L(w̄)‖²."""
+    states = []
+    for s in lr_grid():
+        g2 = 0.5 * s.d  # a large gradient norm, so the correction is far above the allowance
+        r2 = float(theory.stationary_radius(s.protocol, s.d, 1.0, lr=s.lr, wd=s.wd,
+                                            grad_sq=g2)) ** 2
+        states.append(s.replace(grad_sq=Estimate(g2), sq_norm=Estimate(r2)))
+    laws.ideal_gas(states).assert_passed()
+    assert laws.ideal_gas(states, corrected=False).verdict == "failed"
+
+
+def test_the_allowance_is_c_eta_lambda() -> None:
+    """A relative deviation of 0.5 ηλ passes with model_tol = 1 and fails with model_tol = 0."""
+    states = [s.replace(sq_norm=Estimate(s.sq_norm.value * (1 + 0.5 * s.lr * s.wd)))
+              for s in lr_grid()]
+    assert laws.ideal_gas(states).passed
+    result = laws.ideal_gas(states, model_tol=0.0)
+    assert result.verdict == "failed"
+    worst = max(result.details, key=lambda p: abs(p["relative_residual"]))
+    assert worst["relative_residual"] == pytest.approx(0.5 * 3e-2 * 3e-2)
+
+
+def test_sigma2_uncertainty_widens_the_band() -> None:
+    states = [s.replace(sq_norm=Estimate(s.sq_norm.value * 1.01)) for s in lr_grid()]
+    assert laws.ideal_gas(states).verdict == "failed"
+    vague = [s.replace(sigma2=Estimate(1.0, 0.01)) for s in states]
+    assert laws.ideal_gas(vague).passed
+
+
+def test_sphere_compares_the_effective_weight_decay() -> None:
+    grid = synthetic_grid("fixed_sphere", 5, AXIS, [0.5, 1.0, 2.0], mutation="wrong_R")
+    result = laws.ideal_gas(grid)
+    assert result.verdict == "failed"
+    # λ_eff from R' = d/2: 5/4 of the prediction
+    assert result.observed / result.expected == pytest.approx(5 / 4)
+
+
+def test_missing_measurement_is_inconclusive() -> None:
+    grid = StateGrid([s.replace(sq_norm=None) for s in lr_grid()])
+    result = laws.ideal_gas(grid)
+    assert result.verdict == "inconclusive" and "'sq_norm'" in result.reason
+
+
+def test_too_noisy_to_resolve_half_the_value_is_inconclusive() -> None:
+    """20% errors give a band of about 70%: a 50% error would pass, so the law cannot decide."""
+    result = laws.ideal_gas(lr_grid(noise=0.2))
+    assert result.verdict == "inconclusive"
+    assert result.reason.startswith("too noisy to decide") and "E‖w‖²" in result.reason
+    assert laws.ideal_gas(lr_grid(noise=0.2), resolution=10.0).passed

@@ -1,0 +1,68 @@
+"""U and S(ρ_w̄) against the von Mises–Fisher closed forms (Appendix E)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from thermocheck import laws, vmf
+from thermocheck.states import Estimate, StateGrid
+from thermocheck.strategies import state_grids
+from thermocheck.synthetic import synthetic_grid
+
+pytestmark = pytest.mark.fast
+
+SETTINGS = settings(derandomize=True, deadline=None, max_examples=20,
+                    suppress_health_check=[HealthCheck.too_slow])
+AXIS = np.geomspace(1e-3, 3e-2, 4)
+
+
+@SETTINGS
+@given(state_grids(noise=1e-3))
+def test_closed_forms_hold_on_the_theory(grid: StateGrid) -> None:
+    result = laws.vmf_closed_form(grid)
+    result.assert_passed()
+    assert {p["quantity"] for p in result.details} == {"U", "S(ρ_w̄)"}
+
+
+def test_other_losses_are_not_applicable() -> None:
+    grid = StateGrid([s.replace(extra={"loss": "bingham"}) for s in
+                      synthetic_grid("fixed_elr", 3, AXIS, AXIS)])
+    result = laws.vmf_closed_form(grid)
+    assert result.verdict == "not_applicable" and "bingham" in result.reason
+
+
+def test_an_untagged_loss_is_taken_as_linear() -> None:
+    grid = StateGrid([s.replace(extra={}) for s in synthetic_grid("fixed_elr", 3, AXIS, AXIS)])
+    laws.vmf_closed_form(grid).assert_passed()
+
+
+@pytest.mark.parametrize("protocol", ["fixed_sphere", "fixed_elr", "fixed_lr"])
+def test_a_hot_direction_law_is_caught(protocol: str) -> None:
+    y = [0.5, 1.0, 2.0] if protocol == "fixed_sphere" else AXIS
+    result = laws.vmf_closed_form(synthetic_grid(protocol, 4, AXIS, y, mutation="hot",
+                                                 noise=1e-2))
+    assert result.verdict == "failed"
+    # the residual is expressed as a relative temperature error: doubling T is about +100%,
+    # less where the law is no longer low-temperature
+    worst = max((p for p in result.details if p["quantity"] == "U"),
+                key=lambda p: abs(p["relative_residual"]))
+    assert 0.5 < worst["relative_residual"] < 1.5
+
+
+def test_the_allowance_is_of_order_eta_eff() -> None:
+    """U measured at a temperature too high by 0.5 η_eff passes; with model_tol = 0 it fails."""
+    grid = synthetic_grid("fixed_elr", 3, AXIS, AXIS)
+    states = [s.replace(loss=Estimate(float(vmf.mean_loss(3, 1 / (s.temperature
+                                                                  * (1 + 0.5 * s.elr))))))
+              for s in grid]
+    assert laws.vmf_closed_form(states).passed
+    assert laws.vmf_closed_form(states, model_tol=0.0).verdict == "failed"
+
+
+def test_sigma2_uncertainty_is_propagated_through_the_temperature() -> None:
+    grid = synthetic_grid("fixed_elr", 3, AXIS, AXIS)
+    off = [s.replace(sigma2=Estimate(1.05)) for s in grid]
+    assert laws.vmf_closed_form(off).verdict == "failed"
+    assert laws.vmf_closed_form([s.replace(sigma2=Estimate(1.05, 0.05)) for s in grid]).passed
