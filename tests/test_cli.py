@@ -28,9 +28,10 @@ def stub_verify(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict:
     """Replace the pipeline by one that writes a report of chosen verdicts; record its call."""
     call: dict = {"verdicts": ["passed"]}
 
-    def fake(substrate, protocols, preset, out, seed, dim, progress, *, command=None):  # type: ignore[no-untyped-def]
+    def fake(substrate, protocols, preset, out, seed, dim, progress, *, command=None, sweep=None):  # type: ignore[no-untyped-def]
         call.update(substrate=substrate, protocols=tuple(protocols), preset=preset, out=out,
                     seed=seed, dim=dim, progress=progress, command=command)
+        call["executor"] = type(sweep["executor"]).__name__
         results = [result(v, protocol=p) for p in protocols for v in call["verdicts"]]
         return results, write_report(results, out or tmp_path / "default", command=command)
 
@@ -45,6 +46,7 @@ def test_defaults(stub_verify: dict, tmp_path: Path, capsys: pytest.CaptureFixtu
         "verdicts": ["passed"], "substrate": "isotropic",
         "protocols": ("fixed_sphere", "fixed_elr", "fixed_lr"), "preset": "quick", "out": None,
         "seed": 0, "dim": None, "progress": True, "command": "thermocheck verify",
+        "executor": "LocalExecutor",
     }
     out = capsys.readouterr().out
     assert "law        fixed_sphere  fixed_elr  fixed_lr" in out

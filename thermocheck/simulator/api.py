@@ -1,0 +1,333 @@
+"""``simulate``: the isotropic-noise simulator over a whole hyperparameter grid (Eq. 24).
+
+Equilibration times, from the radius ODEs of THEORY.md §4 (measured runs agree):
+
+* **fixed LR** — ``u = r⁴`` obeys ``du/dt = −4ηλ u + 2η² Tr Σ_w̄``: the radius relaxes in about
+  ``1/(4ηλ)`` iterations (2.5·10⁵ at η = λ = 10⁻³, the slowest corner of the paper's grid).
+* **fixed ELR** — ``u = r²`` obeys ``du/dt = −2η_eff λ u² + η_eff² Tr Σ_w̄ u``; near ``r*`` it
+  relaxes at the rate ``η_eff² Tr Σ_w̄ = η_eff² σ²(d − 1)``, *independent of λ* (5·10⁵
+  iterations at η_eff = 10⁻³, d = 3), and from far above ``r*`` it first falls like
+  ``1/u ≈ 2η_eff λ t``.
+* **fixed sphere** — no radial motion; the direction mixes in about ``1/η_eff`` iterations (the
+  angular relaxation of the VMF law at low T; ``1/(η_eff σ²)`` for diffusion across the sphere).
+
+The angular relaxation under fixed LR / ELR takes about ``r*²/η`` or ``1/η_eff`` iterations,
+always shorter than the radial one on the paper's grids. The stationarity rule (MSER-5 burn-in
+and a drift test, :mod:`thermocheck.stats`) decides per point whether the run was long enough.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from thermocheck import theory
+from thermocheck.errors import InvalidParameterError, check_dimension, check_positive
+from thermocheck.simulator.engine import Engine
+from thermocheck.simulator.kernel import QUANTITIES, Dynamics
+from thermocheck.simulator.losses import Loss, LossFunction, as_loss
+from thermocheck.simulator.measure import point_state
+from thermocheck.simulator.rng import point_id
+from thermocheck.states import StateGrid
+from thermocheck.stats import Stationarity
+
+__all__ = ["SimulationResult", "simulate"]
+
+#: Refuse runs whose logged series would exceed this many bytes (raise log_every instead).
+MAX_SERIES_BYTES = 2 * 2**30
+#: The stationarity rule needs at least this many logs.
+MIN_LOGS = 100
+#: Chunks between progress reports (and between returns to Python, where Ctrl-C is seen).
+PROGRESS_CHUNKS = 100
+
+Progress = Callable[[int, int], Any]
+
+
+@contextlib.contextmanager
+def _progress(progress: bool | Progress | None, total: int, desc: str) -> Iterator[Progress | None]:
+    """``True`` → a tqdm bar on stderr; a callable → itself; ``None``/``False`` → nothing."""
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        with tqdm(total=total, desc=desc, unit="it", unit_scale=True, leave=False,
+                  file=sys.stderr) as bar:
+            yield lambda done, _total: bar.update(done - bar.n)
+    elif callable(progress):
+        yield progress
+    elif progress is None or progress is False:
+        yield None
+    else:
+        raise InvalidParameterError(f"progress={progress!r} must be a bool, None or a callable")
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """States of one simulated grid, with the raw series for plots and diagnostics.
+
+    ``series[q]`` is ``[M, n_logs]``: block means of quantity ``q`` (see
+    :data:`thermocheck.simulator.kernel.QUANTITIES`) over ``log_every`` iterations, the block ending
+    at iteration ``iterations[j]``. Points are ordered as the outer product of the two axes (first
+    axis slowest), like ``x`` and ``y``. ``entropy[M, entropy_logs]`` are the queue estimates at
+    ``entropy_iterations``; ``queue`` holds each point's last weight samples.
+    """
+
+    grid: StateGrid
+    protocol: str
+    d: int
+    axes: tuple[str, str]
+    x: np.ndarray
+    y: np.ndarray
+    series: Mapping[str, np.ndarray]
+    iterations: np.ndarray
+    entropy: np.ndarray
+    entropy_iterations: np.ndarray
+    queue: np.ndarray
+    weights: np.ndarray
+    stationarity: tuple[Stationarity | None, ...]
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+
+def _int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise InvalidParameterError(
+            f"{name}={value!r} is invalid: {name} must be an integer >= {low}"
+        )
+    return int(value)
+
+
+def _check_counts(points: int, **counts: Any) -> dict[str, int]:
+    """Validate the integer options; the logs must suit the stationarity rule and memory."""
+    lows = {"iterations": 1, "log_every": 1, "queue_size": 2, "queue_every": 1,
+            "entropy_every": 1, "entropy_logs": 0, "seed": 0}
+    out = {name: _int(name, counts[name], low) for name, low in lows.items()}
+    iterations, log_every = out["iterations"], out["log_every"]
+    if iterations % log_every or iterations // log_every < MIN_LOGS:
+        raise InvalidParameterError(
+            f"iterations={iterations} must be a multiple of log_every={log_every} giving at least "
+            f"{MIN_LOGS} logs (the stationarity rule needs them)"
+        )
+    if points * (iterations // log_every) * len(QUANTITIES) * 8 > MAX_SERIES_BYTES:
+        raise InvalidParameterError(
+            f"{points} points × {iterations // log_every} logs would take more than "
+            f"{MAX_SERIES_BYTES / 2**30:.0f} GiB of series: raise log_every"
+        )
+    if out["entropy_logs"] == 1:
+        raise InvalidParameterError("entropy_logs=1 is invalid: use 0 (no entropy) or >= 2")
+    if out["seed"] >= 2**64:
+        raise InvalidParameterError(f"seed={out['seed']} is invalid: seed must be < 2**64")
+    return out
+
+
+def _axis(name: str, value: Any) -> np.ndarray:
+    arr = check_positive(name, np.atleast_1d(np.asarray(value, dtype=np.float64)))
+    if arr.ndim != 1 or arr.size == 0 or np.unique(arr).size != arr.size:
+        raise InvalidParameterError(
+            f"grid[{name!r}] must be a non-empty 1-d array of distinct positive values"
+        )
+    return arr
+
+
+def _grid_axes(protocol: str, grid: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    axes = theory.AXES[protocol]
+    if not isinstance(grid, Mapping) or set(grid) != set(axes):
+        keys = sorted(grid) if isinstance(grid, Mapping) else grid
+        raise InvalidParameterError(
+            f"grid={keys!r} is invalid: protocol={protocol!r} needs exactly the axes {axes}"
+        )
+    xs, ys = (_axis(a, grid[a]) for a in axes)
+    return np.repeat(xs, ys.size), np.tile(ys, xs.size)
+
+
+def _entropy_iterations(iterations: int, every: int, logs: int, queue_span: int) -> np.ndarray:
+    """End-aligned entropy times; all their queues must lie in the run's last half, hence inside
+    any window the stationarity rule accepts (it rejects truncations past the middle)."""
+    if logs == 0:
+        return np.zeros(0, dtype=np.int64)
+    times = iterations - every * np.arange(logs - 1, -1, -1, dtype=np.int64)
+    if 2 * (times[0] - queue_span) < iterations:
+        raise InvalidParameterError(
+            f"entropy_logs={logs} every {every} iterations with a queue spanning {queue_span} "
+            f"iterations reach back to iteration {times[0] - queue_span}, before the middle of the "
+            f"run ({iterations // 2}): lengthen the run or take fewer/closer entropy logs"
+        )
+    return times
+
+
+def _protocol_arrays(
+    protocol: str, x: np.ndarray, y: np.ndarray, init_radius: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-point step coefficient, claimed weight decay, sphere radius and initial radius."""
+    zeros = np.zeros_like(x)
+    if protocol == "fixed_sphere":  # x = elr, y = radius; η = η_eff r², no weight decay
+        return x * y**2, zeros, y, y
+    return x, y, zeros, np.full_like(x, init_radius)  # x = lr or elr, y = wd
+
+
+def _checked_noise_scale(noise_scale: Any, d: int) -> np.ndarray:
+    if noise_scale is None:
+        return np.ones(d)
+    arr = np.asarray(noise_scale, dtype=np.float64)
+    if arr.shape != (d,) or not np.all(np.isfinite(arr) & (arr >= 0)):
+        raise InvalidParameterError(f"noise_scale must be {d} finite values >= 0")
+    return arr
+
+
+def simulate(
+    protocol: str,
+    *,
+    d: int,
+    grid: Mapping[str, Any],
+    iterations: int,
+    sigma: float = 1.0,
+    loss: Loss | LossFunction | None = None,
+    log_every: int = 50,
+    queue_size: int = 1000,
+    queue_every: int = 50,
+    entropy_every: int = 40_000,
+    entropy_logs: int = 10,
+    init_radius: float = 1.0,
+    seed: int = 0,
+    alpha: float = 1e-4,
+    rtol: float = 1e-3,
+    progress: bool | Progress | None = None,
+) -> SimulationResult:
+    """Simulate Eq. 24 at every point of a hyperparameter grid and measure its stationary states.
+
+    .. math::
+
+        w \\leftarrow w - \\eta_k\\Bigl(\\nabla L(w) + \\frac{\\sigma}{\\lVert w\\rVert} P_w
+        \\varepsilon + \\lambda w\\Bigr),\\qquad \\varepsilon \\sim N(0, I_d),
+
+    with ``η_k = lr`` (``fixed_lr``, Eq. 15), ``η_k = elr·‖w‖²`` (``fixed_elr``, Eq. 8), or
+    ``η_k = elr·radius²``, ``λ = 0`` and a projection back on the sphere (``fixed_sphere``).
+
+    Parameters
+    ----------
+    protocol : {"fixed_sphere", "fixed_elr", "fixed_lr"}
+    d : int
+        Dimension, ``d >= 2``.
+    grid : dict
+        The protocol's two axes (``theory.AXES[protocol]``: ``elr, radius`` / ``elr, wd`` /
+        ``lr, wd``), each a 1-d array of distinct positive values; the grid is their outer product.
+    iterations : int
+        Iterations per point, a multiple of ``log_every`` giving at least 100 logs.
+    sigma : float, default 1
+        Noise scale σ (``Tr Σ_w̄ = σ²(d − 1)``).
+    loss : LinearLoss, QuadraticLoss or callable, default ``LinearLoss()`` (``1 + w̄_1``)
+        The loss on the direction; a callable ``f(wbar[M, d]) -> (loss[M], grad[M, d])`` runs on the
+        slower per-iteration path.
+    log_every : int, default 50
+        Iterations per logged block mean (every iteration is measured; see ``kernel``).
+    queue_size, queue_every : int, default 1000, 50
+        Weight queue for the entropy: the last ``queue_size`` weights, one every ``queue_every``
+        iterations.
+    entropy_every, entropy_logs : int, default 40 000, 10
+        Entropy estimates every ``entropy_every`` iterations, the last ``entropy_logs`` of them
+        counted back from the end (the paper averages its last 10); ``entropy_logs=0`` skips the
+        entropy, otherwise it must be at least 2 (its error comes from their spread) and the
+        queues must lie in the run's last half.
+    init_radius : float, default 1
+        Initial ‖w‖ (fixed LR / ELR; the sphere starts on its sphere). The direction is uniform,
+        drawn from the point's own stream.
+    seed : int, default 0
+        Key of the random streams (0 ≤ seed < 2⁶⁴). Point (x, y)'s stream depends only on the seed
+        and (x, y), so a point gives the same trajectory alone or in any grid.
+    alpha, rtol : float
+        Level and practical threshold of the drift test
+        (:func:`thermocheck.stats.assess_stationarity`).
+    progress : bool or callable, optional
+        ``True`` shows a tqdm bar on stderr; a callable is called as ``progress(done, iterations)``
+        about 100 times.
+
+    Returns
+    -------
+    SimulationResult
+        ``.grid`` holds one :class:`~thermocheck.states.State` per point
+        (``substrate="isotropic"``, ``energy_is_loss=True``); non-stationary or diverged points
+        carry ``stationary=False`` and a reason. ``.timings["kernel_s"]`` includes numba's
+        compilation on the first call in a fresh cache (about 10 s).
+    """
+    return run_simulation(**locals())  # the parameters above, nothing else
+
+
+def run_simulation(
+    protocol: str, *, d: int, grid: Mapping[str, Any], iterations: int, sigma: float,
+    loss: Loss | LossFunction | None, log_every: int, queue_size: int, queue_every: int,
+    entropy_every: int, entropy_logs: int, init_radius: float, seed: int, alpha: float,
+    rtol: float, progress: bool | Progress | None, dynamics: Dynamics | None = None,
+    noise_scale: Any = None, mutant: str | None = None,
+) -> SimulationResult:
+    """:func:`simulate` with the substrate's real dynamics open to change (for :mod:`.mutants`):
+    ``dynamics`` (default: correct for the protocol) and a per-coordinate ``noise_scale``. The
+    states always report the claimed hyperparameters and σ²; ``mutant`` is recorded in ``extra``."""
+    t_start = time.perf_counter()
+    protocol = theory.check_protocol(protocol)
+    d = check_dimension(d)
+    sigma = float(check_positive("sigma", sigma))
+    init_radius = float(check_positive("init_radius", init_radius))
+    x, y = _grid_axes(protocol, grid)
+    n = _check_counts(x.size, iterations=iterations, log_every=log_every, queue_size=queue_size,
+                      queue_every=queue_every, entropy_every=entropy_every,
+                      entropy_logs=entropy_logs, seed=seed)
+    times = _entropy_iterations(n["iterations"], n["entropy_every"], n["entropy_logs"],
+                                n["queue_size"] * n["queue_every"])
+    loss = as_loss(loss)
+    loss.kernel(d)  # validates a built-in loss against d
+    coef, wd, radius, r0 = _protocol_arrays(protocol, x, y, init_radius)
+    pids = np.array([point_id(a, b) for a, b in zip(x, y, strict=True)], dtype=np.uint64)
+    engine = Engine.start(
+        seed=n["seed"], pids=pids, d=d, init_radius=r0, n_logs=n["iterations"] // n["log_every"],
+        queue_size=n["queue_size"], coef=coef, wd=wd, radius=radius, sigma=sigma,
+        noise_scale=_checked_noise_scale(noise_scale, d),
+        dynamics=Dynamics.correct(protocol) if dynamics is None else dynamics, loss=loss,
+        log_every=n["log_every"], queue_every=n["queue_every"],
+    )
+    with _progress(progress, n["iterations"], protocol) as report:
+        entropy, timings = _run(engine, n["iterations"], times, report)
+    axes = theory.AXES[protocol]
+    extra = {**loss.describe(d), "seed": n["seed"], "sigma": sigma,
+             "iterations": n["iterations"], **({"mutant": mutant} if mutant else {})}
+    measured = [
+        point_state(protocol=protocol, d=d, sigma2=sigma**2,
+                    hyperparameters={axes[0]: float(x[m]), axes[1]: float(y[m])},
+                    series=engine.series[m], entropy_logs=entropy[m] if times.size else None,
+                    diverged_at=int(engine.diverged[m]), log_every=n["log_every"],
+                    extra={**extra, "point_id": int(pids[m])}, alpha=alpha, rtol=rtol)
+        for m in range(x.size)
+    ]
+    timings["total_s"] = time.perf_counter() - t_start
+    return SimulationResult(
+        grid=StateGrid(state for state, _ in measured), protocol=protocol, d=d, axes=axes, x=x,
+        y=y, series={q: engine.series[:, :, i] for i, q in enumerate(QUANTITIES)},
+        iterations=n["log_every"] * np.arange(1, engine.series.shape[1] + 1), entropy=entropy,
+        entropy_iterations=times, queue=engine.queue, weights=engine.w,
+        stationarity=tuple(verdict for _, verdict in measured), timings=timings,
+    )
+
+
+def _run(engine: Engine, iterations: int, times: np.ndarray,
+         report: Progress | None) -> tuple[np.ndarray, dict[str, float]]:
+    """Run ``engine`` to the end in about 100 chunks (and at each entropy time), estimating
+    the queue entropies on the way → ``(entropy[M, len(times)], timings)``."""
+    entropy = np.full((engine.w.shape[0], times.size), np.nan)
+    chunk = max(iterations // PROGRESS_CHUNKS, 1)
+    t_kernel = t_entropy = 0.0
+    for stop in sorted({*range(chunk, iterations, chunk), *times.tolist(), iterations}):
+        t0 = time.perf_counter()
+        engine.run_to(stop)
+        t_kernel += time.perf_counter() - t0
+        if stop in times:
+            t0 = time.perf_counter()
+            entropy[:, int(np.searchsorted(times, stop))] = engine.queue_entropy()
+            t_entropy += time.perf_counter() - t0
+        if report is not None:
+            report(stop, iterations)
+    points = engine.w.shape[0]
+    return entropy, {"kernel_s": t_kernel, "entropy_s": t_entropy,
+                     "ns_per_point_step": 1e9 * t_kernel / (points * iterations)}
