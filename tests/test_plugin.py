@@ -247,9 +247,8 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert match, ".ci/run must define TEST_COMMAND='...' on one line"
     command = match.group(1)
     words = shlex.split(command)
-    markers = words[words.index("-m", words.index("pytest")) + 1].split(" or ")
-    assert set(markers) <= set(MARKERS), f"{markers} must be markers the plugin registers"
+    expression = words[words.index("-m", words.index("pytest")) + 1]
+    markers = set(re.findall(r"\w+", expression)) - {"not", "and", "or"}
+    assert markers <= set(MARKERS), f"{markers} must be markers the plugin registers"
     readme = root / "README.md"
-    if not readme.exists():
-        pytest.skip("no README.md to compare with yet")
     assert command in readme.read_text(), f"README.md must give the CI test command: {command}"
