@@ -103,10 +103,9 @@ def _verify(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.substrate == "net":
         return _run_net(args, parser)
     from thermocheck.report import exit_code, format_table, summary_line
+    from thermocheck.sweep import sweep_options
     from thermocheck.theory import PROTOCOLS
     from thermocheck.verify import verify
-
-    from thermocheck.sweep import sweep_options
 
     protocols = PROTOCOLS if args.protocol == "all" else (args.protocol,)
     try:

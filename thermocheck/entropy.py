@@ -753,8 +753,9 @@ def _kdtree_shortlist(points: _Points, n_cand: int) -> np.ndarray:
 
     In a few dimensions a tree query costs O(N log N) against the Gram matrix's O(N²): at
     N = 1000 it is 8× faster at d = 3 and 5× at d = 5 (slower from d ≈ 10 on), which makes the
-    simulator's thousands of entropy logs affordable. The tree's own distances are direct differences, but they are only
-    used to rank; :func:`_refine` recomputes the candidates' distances as everywhere else.
+    simulator's thousands of entropy logs affordable. The tree's own distances are direct
+    differences, but they are only used to rank; :func:`_refine` recomputes the candidates'
+    distances as everywhere else.
     """
     from scipy.spatial import cKDTree
 

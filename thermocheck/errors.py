@@ -56,7 +56,10 @@ def check_positive(name: str, value: Any) -> np.ndarray:
 def check_in_range(
     name: str, value: Any, low: float, high: float, *, closed: str = "both"
 ) -> np.ndarray:
-    """Return ``value`` as float64 after checking ``low <= value <= high`` (``closed`` chooses ends)."""
+    """Return ``value`` as float64 after checking ``low <= value <= high``.
+
+    ``closed`` ("both", "left", "right" or "neither") chooses which ends belong to the range.
+    """
     arr = _as_float_array(name, value)
     lo_ok = arr >= low if closed in ("both", "left") else arr > low
     hi_ok = arr <= high if closed in ("both", "right") else arr < high

@@ -20,8 +20,8 @@ compilation included, finish in well under a minute on 2 cores:
 
 5 × 5 points per grid and 3·10⁶ iterations are ≥ 600 radial relaxation times everywhere. The larger
 η (and ηλ) make the discretisation visible, so the laws that rest on the SDE are checked in their
-discretisation-corrected forms (Appendix G), as the laws do by default. The entropy averages 14 queue
-estimates of 1000 weights taken every 100 iterations (about the direction's correlation time
+discretisation-corrected forms (Appendix G), as the laws do by default. The entropy averages 14
+queue estimates of 1000 weights taken every 100 iterations (about the direction's correlation time
 ``1/η_eff``: closer samples would bias the k-NN estimate down), 10⁵ iterations apart, so that the
 queues do not overlap and their spread gives an honest standard error. With 5 such estimates
 the Gibbs-potential minimum (V2) was too noisy to decide on fixed LR; 14 decide it.

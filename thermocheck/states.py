@@ -66,7 +66,9 @@ class Estimate:
         object.__setattr__(self, "n", int(self.n))
 
     @classmethod
-    def coerce(cls, name: str, x: Estimate | float | Sequence[float] | Mapping[str, Any]) -> Estimate:
+    def coerce(
+        cls, name: str, x: Estimate | float | Sequence[float] | Mapping[str, Any]
+    ) -> Estimate:
         """Build from an Estimate, a number (exact), ``(value, stderr[, n])`` or a mapping."""
         if isinstance(x, Estimate):
             return x
@@ -75,7 +77,7 @@ class Estimate:
                 return cls(**x)
             if isinstance(x, (int, float, np.floating, np.integer)):
                 return cls(float(x))
-            return cls(*x)
+            return cls(*x)  # type: ignore[arg-type]
         except InvalidParameterError as err:
             raise InvalidParameterError(f"{name}: {err}") from None
         except TypeError:
@@ -91,8 +93,9 @@ class State:
     Hyperparameters are named as in :mod:`thermocheck.theory`: ``lr`` (η), ``wd`` (λ), ``elr``
     (η_eff), ``radius`` (sphere radius). Measured fields are listed in :data:`MEASURED`; any may be
     ``None`` when not measured, and a law that needs it says so. ``energy_is_loss`` is True when the
-    loss is the thermodynamic energy (isotropic noise); for networks and users' models it is False and
-    the laws that need U to be the energy are not applicable (READINGS.md). A state that did not reach
+    loss is the thermodynamic energy (isotropic noise); for networks and users' models it is False
+    and the laws that need U to be the energy are not applicable (READINGS.md). A state that did
+    not reach
     stationarity carries ``stationary=False`` and a ``reason``; laws leave it out.
     """
 
@@ -148,7 +151,8 @@ class State:
 
     @property
     def pressure(self) -> float:
-        """p = λ; on the sphere the measured λ_eff if present, else the predicted one (Eq. 83–84)."""
+        """p = λ; on the sphere the measured λ_eff if present, else the predicted one (Eq. 83–84).
+        """
         if self.protocol == "fixed_sphere" and self.lambda_eff is not None:
             return self.lambda_eff.value
         return float(theory.pressure(self.protocol, self.d, self.sigma2.value, wd=self.wd,
@@ -198,7 +202,9 @@ class State:
         known = {f.name for f in fields(cls)}
         unknown = set(record) - known - {"schema_version"}
         if unknown:
-            raise InvalidParameterError(f"unknown state fields {sorted(unknown)}; known: {sorted(known)}")
+            raise InvalidParameterError(
+                f"unknown state fields {sorted(unknown)}; known: {sorted(known)}"
+            )
         kwargs = {k: v for k, v in record.items() if k in known}
         if "sigma2" not in kwargs:
             raise InvalidParameterError("sigma2 is required in a state record")
@@ -243,7 +249,7 @@ class StateGrid(Sequence[State]):
     def __len__(self) -> int:
         return len(self._states)
 
-    def __getitem__(self, i):  # type: ignore[no-untyped-def, override]
+    def __getitem__(self, i: Any) -> Any:
         return self._states[i]
 
     def __iter__(self) -> Iterator[State]:
@@ -276,7 +282,7 @@ class StateGrid(Sequence[State]):
         return (np.unique([getattr(s, x) for s in self]), np.unique([getattr(s, y) for s in self]))
 
     def at(self, **hp: float) -> State:
-        """The state at the given hyperparameters (both axes), e.g. ``grid.at(lr=1e-2, wd=1e-3)``."""
+        """The state at the given hyperparameters (both axes): ``grid.at(lr=1e-2, wd=1e-3)``."""
         if set(hp) != set(self.axes):
             raise InvalidParameterError(f"give exactly the axes {self.axes}, got {sorted(hp)}")
         for s in self:
@@ -334,7 +340,9 @@ class StateGrid(Sequence[State]):
         }
         unknown = set(arrays) - allowed
         if unknown:
-            raise InvalidParameterError(f"unknown columns {sorted(unknown)}; allowed: {sorted(allowed)}")
+            raise InvalidParameterError(
+                f"unknown columns {sorted(unknown)}; allowed: {sorted(allowed)}"
+            )
         n = max(a.size for a in arrays.values())
         for k, a in arrays.items():
             if a.ndim != 1 or a.size not in (1, n):
@@ -368,7 +376,8 @@ class StateGrid(Sequence[State]):
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise InvalidParameterError(
-                f"schema_version={version!r} is not supported: this thermocheck reads {SCHEMA_VERSION}"
+                f"schema_version={version!r} is not supported: this thermocheck reads "
+                f"{SCHEMA_VERSION}"
             )
         return cls.from_records(data["states"])
 

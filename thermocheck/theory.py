@@ -1,10 +1,10 @@
 """Closed-form predictions of the ideal-gas theory of SGD, per protocol (THEORY.md §3–5).
 
 Every function states its formula and the equation of Sadrtdinov et al. (arXiv:2511.07308) it
-implements. One vocabulary names the three training protocols: ``fixed_sphere`` (weights projected on
-a sphere of radius ``radius``, step ``elr * radius**2``), ``fixed_elr`` (step ``elr * ||w||**2`` and
-weight decay ``wd``, Eq. 8) and ``fixed_lr`` (plain SGD with learning rate ``lr`` and weight decay
-``wd``, Eq. 15). Hyperparameters are keyword-only and validated; ``sigma2`` is the per-direction
+implements. One vocabulary names the three training protocols: ``fixed_sphere`` (weights
+projected on a sphere of radius ``radius``, step ``elr * radius**2``), ``fixed_elr`` (step
+``elr * ||w||**2`` and weight decay ``wd``, Eq. 8) and ``fixed_lr`` (plain SGD with learning
+rate ``lr`` and weight decay ``wd``, Eq. 15). Hyperparameters are keyword-only and validated; ``sigma2`` is the per-direction
 gradient-noise variance ``Tr Σ_w̄ / (d − 1)``; ``grad_sq`` is ``E‖∇L(w̄)‖²`` at unit radius, the
 discretization correction of Appendix G (zero gives the SDE limit).
 """
@@ -69,7 +69,7 @@ def _out(x: np.ndarray) -> float | np.ndarray:
 
 
 def gas_constant(d: int) -> float:
-    """Gas constant ``R = (d − 1) / 2`` (Section 3 of the paper: d − 1 angular degrees of freedom)."""
+    """Gas constant ``R = (d − 1) / 2`` (Section 3: d − 1 angular degrees of freedom)."""
     return (check_dimension(d) - 1) / 2
 
 
@@ -152,8 +152,8 @@ def pressure(
     effective weight decay ``λ_eff`` of Eq. 84."""
     protocol = check_protocol(protocol)
     if protocol == "fixed_sphere":
-        return effective_wd(d, sigma2, elr=_require("elr", elr, protocol),
-                            radius=_require("radius", radius, protocol))
+        return effective_wd(d, sigma2, elr=float(_require("elr", elr, protocol)),
+                            radius=float(_require("radius", radius, protocol)))
     return _out(_require("wd", wd, protocol))
 
 
