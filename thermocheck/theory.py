@@ -4,9 +4,9 @@ Every function states its formula and the equation of Sadrtdinov et al. (arXiv:2
 implements. One vocabulary names the three training protocols: ``fixed_sphere`` (weights
 projected on a sphere of radius ``radius``, step ``elr * radius**2``), ``fixed_elr`` (step
 ``elr * ||w||**2`` and weight decay ``wd``, Eq. 8) and ``fixed_lr`` (plain SGD with learning
-rate ``lr`` and weight decay ``wd``, Eq. 15). Hyperparameters are keyword-only and validated; ``sigma2`` is the per-direction
-gradient-noise variance ``Tr Σ_w̄ / (d − 1)``; ``grad_sq`` is ``E‖∇L(w̄)‖²`` at unit radius, the
-discretization correction of Appendix G (zero gives the SDE limit).
+rate ``lr`` and weight decay ``wd``, Eq. 15). Hyperparameters are keyword-only and validated;
+``sigma2`` is the per-direction gradient-noise variance ``Tr Σ_w̄ / (d − 1)``; ``grad_sq`` is
+``E‖∇L(w̄)‖²`` at unit radius, the discretization correction of Appendix G (zero gives the SDE limit).
 """
 
 from __future__ import annotations
@@ -126,7 +126,8 @@ def stationary_radius(
 
 
 def effective_wd(
-    d: int, sigma2: float, *, elr: float, radius: float, grad_sq: float = 0.0
+    d: int, sigma2: float, *, elr: float | np.ndarray, radius: float | np.ndarray,
+    grad_sq: float = 0.0,
 ) -> float | np.ndarray:
     """Predicted effective weight decay on the fixed sphere (the ideal gas law there).
 
@@ -152,8 +153,8 @@ def pressure(
     effective weight decay ``λ_eff`` of Eq. 84."""
     protocol = check_protocol(protocol)
     if protocol == "fixed_sphere":
-        return effective_wd(d, sigma2, elr=float(_require("elr", elr, protocol)),
-                            radius=float(_require("radius", radius, protocol)))
+        return effective_wd(d, sigma2, elr=_require("elr", elr, protocol),
+                            radius=_require("radius", radius, protocol))
     return _out(_require("wd", wd, protocol))
 
 
