@@ -6,7 +6,7 @@ projected on a sphere of radius ``radius``, step ``elr * radius**2``), ``fixed_e
 ``elr * ||w||**2`` and weight decay ``wd``, Eq. 8) and ``fixed_lr`` (plain SGD with learning
 rate ``lr`` and weight decay ``wd``, Eq. 15). Hyperparameters are keyword-only and validated;
 ``sigma2`` is the per-direction gradient-noise variance ``Tr Σ_w̄ / (d − 1)``; ``grad_sq`` is
-``E‖∇L(w̄)‖²`` at unit radius, the discretization correction of Appendix G (zero gives the SDE limit).
+``E‖∇L(w̄)‖²`` at unit radius, the discretization correction of Appendix G (zero: the SDE limit).
 """
 
 from __future__ import annotations
