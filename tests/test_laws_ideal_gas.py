@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
+from law_settings import AXIS, SETTINGS
 
 from thermocheck import laws, theory
 from thermocheck.states import Estimate, StateGrid
@@ -13,9 +13,6 @@ from thermocheck.synthetic import synthetic_grid
 
 pytestmark = pytest.mark.fast
 
-SETTINGS = settings(derandomize=True, deadline=None, max_examples=20,
-                    suppress_health_check=[HealthCheck.too_slow])
-AXIS = np.geomspace(1e-3, 3e-2, 4)
 
 
 def lr_grid(**kw: object) -> StateGrid:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
+from law_settings import AXIS, SETTINGS
 
 from thermocheck import laws
 from thermocheck.states import StateGrid
@@ -13,9 +14,6 @@ from thermocheck.synthetic import synthetic_grid
 
 pytestmark = pytest.mark.fast
 
-SETTINGS = settings(derandomize=True, deadline=None, max_examples=20,
-                    suppress_health_check=[HealthCheck.too_slow])
-AXIS = np.geomspace(1e-3, 3e-2, 4)
 
 
 @SETTINGS

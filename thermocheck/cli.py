@@ -13,6 +13,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 
+from thermocheck._argtypes import int_at_least
 from thermocheck.errors import InvalidParameterError
 
 __all__ = ["build_parser", "main"]
@@ -21,22 +22,6 @@ PROTOCOL_CHOICES = ("fixed_sphere", "fixed_elr", "fixed_lr", "all")
 #: ``quick`` and ``paper`` serve both substrates; the others are network presets
 #: (``thermocheck.nets.PRESETS``).
 PRESET_CHOICES = ("quick", "paper", "cpu-tiny", "gpu-short", "gpu-nightly")
-
-
-def _int_at_least(low: int, name: str) -> type[int]:
-    """An argparse type: an integer >= ``low``, with a message that says so."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name}={text!r} is not an integer") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{name}={value} is invalid: it must be >= {low}")
-        return value
-
-    parse.__name__ = name
-    return parse  # type: ignore[return-value]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,9 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "(the paper's ranges); default quick")
     verify.add_argument("--out", metavar="DIR", default=None,
                         help="report folder (default: a new reports/verify-<preset>-<time>/)")
-    verify.add_argument("--seed", type=_int_at_least(0, "seed"), default=0,
+    verify.add_argument("--seed", type=int_at_least(0, "seed"), default=0,
                         help="random seed, an integer >= 0 (default 0)")
-    verify.add_argument("--dim", type=_int_at_least(2, "dim"), default=None, metavar="D",
+    verify.add_argument("--dim", type=int_at_least(2, "dim"), default=None, metavar="D",
                         help="parameter dimension d >= 2 (default: the preset's)")
     verify.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress bar on stderr")
@@ -76,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     nets.add_argument("--data-dir", metavar="DIR", default=None,
                       help="folder holding cifar-10-batches-py/ or cifar-100-python/")
     nets.add_argument("--device", default=None, help="torch device, e.g. cuda or cpu")
-    nets.add_argument("--iters", type=_int_at_least(1, "iters"), default=None,
+    nets.add_argument("--iters", type=int_at_least(1, "iters"), default=None,
                       help="training iterations per model (default: the preset's)")
     from thermocheck.sweep import add_sweep_arguments
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from thermocheck._argtypes import int_at_least
 from thermocheck.errors import InvalidParameterError
 from thermocheck.sweep.cache import default_cache_dir
 from thermocheck.sweep.executors import LocalExecutor
@@ -24,19 +25,6 @@ _SLURM = {
     "slurm_sbatch": "sbatch",
     "slurm_folder": "folder",
 }
-
-
-def _int(low: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value} is invalid: it must be >= {low}")
-        return value
-
-    return parse
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -62,25 +50,31 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                             "$THERMOCHECK_CACHE_DIR); on Slurm, a folder the nodes share")
     group.add_argument("--force", action="store_true",
                        help="measure every point again, replacing the cached states")
-    group.add_argument("--shard-size", type=_int(1), metavar="N", default=None,
+    group.add_argument("--shard-size", type=int_at_least(1, "shard-size"),
+                       metavar="N", default=None,
                        help="most grid points per shard (one job each); default: as many "
                             "shards as run at once")
-    group.add_argument("--workers", type=_int(1), metavar="N", default=None,
+    group.add_argument("--workers", type=int_at_least(1, "workers"),
+                       metavar="N", default=None,
                        help="local worker processes (default: one per visible GPU, else one "
                             "that uses every CPU)")
     slurm = parser.add_argument_group("slurm", "resources of each shard's job (--executor slurm)")
     slurm.add_argument("--slurm-partition", metavar="NAME", default=None,
                        help="partition (default: the cluster's default)")
-    slurm.add_argument("--slurm-time", type=_int(1), metavar="MINUTES", default=None,
+    slurm.add_argument("--slurm-time", type=int_at_least(1, "slurm-time"),
+                       metavar="MINUTES", default=None,
                        help=f"time limit per job (default {opts.time_min}); on timeout or "
                             "preemption the job is checkpointed and requeued")
-    slurm.add_argument("--slurm-gpus-per-job", type=_int(0), metavar="N", default=None,
+    slurm.add_argument("--slurm-gpus-per-job", type=int_at_least(0, "slurm-gpus-per-job"),
+                       metavar="N", default=None,
                        help=f"GPUs per job (default {opts.gpus_per_job})")
-    slurm.add_argument("--slurm-cpus-per-job", type=_int(1), metavar="N", default=None,
+    slurm.add_argument("--slurm-cpus-per-job", type=int_at_least(1, "slurm-cpus-per-job"),
+                       metavar="N", default=None,
                        help=f"CPUs per job (default {opts.cpus_per_job})")
     slurm.add_argument("--slurm-mem-gb", type=float, metavar="GB", default=None,
                        help="memory per job (default: the partition's)")
-    slurm.add_argument("--slurm-array-parallelism", type=_int(1), metavar="N", default=None,
+    slurm.add_argument("--slurm-array-parallelism", type=int_at_least(1, "slurm-array-parallelism"),
+                       metavar="N", default=None,
                        help=f"jobs running at once (default {opts.array_parallelism})")
     slurm.add_argument("--slurm-sbatch", type=_key_value, action="append", metavar="KEY=VALUE",
                        default=None, help="further #SBATCH flag, e.g. account=proj (repeatable)")
