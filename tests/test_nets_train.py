@@ -1,0 +1,174 @@
+"""The stacked grid trainer against one-model-at-a-time training, syncs, checkpoints."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from thermocheck.nets import GridConfig, Trainer, make_model, synthetic
+from thermocheck.nets.data import batch_indices
+from thermocheck.nets.models import trainable_vector
+from thermocheck.nets.train import intra_op_threads
+
+pytestmark = pytest.mark.fast
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Tiny models: torch's thread pool costs more than it gives (see ``intra_op_threads``)."""
+    with intra_op_threads(1):
+        yield
+
+AXES = {
+    "fixed_lr": ((0.3, 1.0), (0.01, 0.1)),
+    "fixed_elr": ((0.01, 0.05), (0.01, 0.1)),
+    "fixed_sphere": ((0.1, 0.5), (0.5, 2.0)),
+}
+
+
+def _config(protocol: str, **kw: object) -> GridConfig:
+    x, y = AXES[protocol]
+    base = dict(
+        protocol=protocol,
+        x=x,
+        y=y,
+        width=2,
+        batch_size=8,
+        iters=100,
+        every=5,
+        queue_size=20,
+        queue_every=5,
+        noise_every=50,
+        noise_samples=4,
+        rank_samples=3,
+        dtype="float64",
+    )
+    return GridConfig(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def _loop(trainer: Trainer, steps: int) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+    """The same grid trained one nn.Module at a time (the oracle): per-model batches from the same
+    counter-based streams, autograd on the module, the protocol update written out per protocol."""
+    c = trainer.config
+    sphere = c.protocol == "fixed_sphere"
+    rows, bufs = [], []
+    for m, hp in enumerate(trainer.hp):
+        model = make_model(
+            c.model,
+            c.width,
+            in_channels=1,
+            dtype=torch.float64,
+            init_radius=hp["radius"] if sphere else 1.0,
+        )
+        params = [p for p in model.parameters() if p.requires_grad]
+        for step in range(steps):
+            idx = batch_indices(trainer.keys, step, c.batch_size, trainer.data.x.shape[0])[:, m]
+            loss = F.cross_entropy(model(trainer.data.x[idx]), trainer.data.y[idx])
+            grads = torch.autograd.grad(loss, params)
+            with torch.no_grad():
+                w = trainable_vector(model)
+                g = torch.cat([q.reshape(-1) for q in grads])
+                if c.protocol == "fixed_lr":  # Eq. 15
+                    w = w - hp["lr"] * (g + hp["wd"] * w)
+                elif c.protocol == "fixed_elr":  # Eq. 8
+                    w = w - hp["elr"] * w.dot(w) * (g + hp["wd"] * w)
+                else:  # projected SGD on the sphere
+                    w = w - hp["elr"] * hp["radius"] ** 2 * g
+                    w = w * (hp["radius"] / w.norm())
+                torch.nn.utils.vector_to_parameters(w, params)
+        rows.append(trainable_vector(model))
+        bufs.append([b for b in model.buffers() if b.dtype == torch.float64])
+    return torch.stack(rows), bufs
+
+
+@pytest.mark.parametrize("protocol", list(AXES))
+def test_stacked_equals_loop_float64(protocol: str) -> None:
+    trainer = Trainer(_config(protocol), data=synthetic(64, seed=1))
+    for _ in range(6):
+        trainer.train_step()
+    W_loop, bufs = _loop(trainer, 6)
+    err = float(((trainer.W - W_loop).norm(dim=1) / W_loop.norm(dim=1)).max())
+    assert err <= 1e-12, f"stacked vs loop relative error {err:.3g} after 6 steps [{protocol}]"
+    for m in range(trainer.M):
+        means = bufs[m][0::2]
+        variances = bufs[m][1::2]
+        mine = trainer.net.model_buffers(m)
+        k = len(means)
+        for a, b in zip(mine, [*means, *variances], strict=True):
+            assert torch.allclose(a, b, rtol=1e-12, atol=1e-14)
+        assert len(mine) == 2 * k
+
+
+def test_stacked_resnet_equals_loop() -> None:
+    trainer = Trainer(_config("fixed_lr", model="resnet18", width=1), data=synthetic(64, seed=2))
+    for _ in range(3):
+        trainer.train_step()
+    W_loop, _ = _loop(trainer, 3)
+    assert float((trainer.W - W_loop).abs().max() / W_loop.abs().max()) <= 1e-12
+
+
+def test_sphere_keeps_the_radius() -> None:
+    trainer = Trainer(_config("fixed_sphere"), data=synthetic(64))
+    for _ in range(20):
+        trainer.train_step()
+    want = torch.tensor([hp["radius"] for hp in trainer.hp], dtype=torch.float64)
+    assert torch.allclose(trainer.W.norm(dim=1), want, rtol=1e-14, atol=0)
+
+
+def test_no_host_sync_between_log_points(monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer = Trainer(_config("fixed_elr", dtype="float32"), data=synthetic(64))
+    calls: list[str] = []
+    for name in ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__"):
+        original = getattr(torch.Tensor, name)
+
+        def spy(self: torch.Tensor, *a: object, _n: str = name, _o: object = original, **k: object):
+            calls.append(_n)
+            return _o(self, *a, **k)  # type: ignore[operator]
+
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    for _ in range(30):
+        trainer.train_step()
+    assert calls == [], f"host syncs inside the step loop: {sorted(set(calls))}"
+    trainer.recorder.sync()
+    assert calls.count("cpu") == 1
+
+
+def test_checkpoint_resume_equals_uninterrupted(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data = synthetic(64)
+    whole = Trainer(_config("fixed_lr"), data=data)
+    whole.run()
+    ckpt = tmp_path / "grid.pt"
+    first = Trainer(_config("fixed_lr", checkpoint=str(ckpt), checkpoint_every=20), data=data)
+    first.run(iters=60)
+    resumed = Trainer(_config("fixed_lr", checkpoint=str(ckpt), checkpoint_every=20), data=data)
+    assert resumed.step == 60
+    resumed.run()
+    assert torch.equal(whole.W, resumed.W)
+    a = [s.to_dict() for s in whole.states(entropy=False)]
+    b = [s.to_dict() for s in resumed.states(entropy=False)]
+    assert a == b
+
+
+def test_checkpoint_of_another_config_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ckpt = tmp_path / "grid.pt"
+    t = Trainer(_config("fixed_lr", checkpoint=str(ckpt)), data=synthetic(64))
+    t.save(ckpt)
+    with pytest.raises(ValueError, match="another config"):
+        Trainer(_config("fixed_lr", checkpoint=str(ckpt), seed=5), data=synthetic(64))
+
+
+def test_run_gives_states_with_diagnostics() -> None:
+    trainer = Trainer(_config("fixed_lr", iters=200), data=synthetic(64))
+    trainer.run()
+    grid = trainer.states()
+    assert len(grid) == 4 and grid.substrate == "net"
+    s = grid[0]
+    assert not s.energy_is_loss and s.sigma2.value > 0 and s.sphere_entropy is not None
+    for key in ("eff_rank", "compressibility", "tf32", "dtype", "radial_cosine"):
+        assert key in s.extra
+    assert abs(s.extra["radial_cosine"]) < 1e-5  # BN eps only
+    assert copy.deepcopy(s.to_dict())["extra"]["tf32"] is False

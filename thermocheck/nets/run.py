@@ -1,0 +1,235 @@
+"""Presets, :func:`run_grid` and the ``thermocheck verify --substrate net`` entry point.
+
+Presets (``PRESETS``):
+
+``cpu-tiny``
+    ``pytest -m slow`` tier: ConvNet width 2 (d = 1530) on digits, 3 × 3 grids at high ηλ (fast
+    equilibration), 3000 steps on one CPU thread, about 20 s of CPU per protocol. Fixed ELR uses
+    η_eff ∈ [0.01, 0.02]: at 0.007 the networks still learn after 3000 steps (loss and radius
+    drift), at 0.025 they stay near chance (loss 2.2). Asserts V1 and norm balance; V3 is reported
+    and may be inconclusive at this scale.
+``gpu-short`` (estimated 1.5–4 min on one H100, ``benchmarks/gpu_check.sh``) and ``gpu-nightly``
+    ConvNet width 8 (d = 24 264 on 1 × 8 × 8 digits) on 5 × 5 grids, fixed LR and fixed ELR,
+    enough steps for V1 and V3 (entropy from a 240–480 snapshot queue).
+
+Every preset measures the noise the same way (:mod:`thermocheck.record`): the per-step
+unit-radius gradient norm for the trace, and small noise measurements (the step's own gradient
+and one more, every 5–10 steps) for ``E‖∇L(w̄)‖²``, except that ``paper`` takes the paper's
+measurement for the latter (1000 minibatches around the full-batch gradient every 20 000 steps).
+``paper``
+    The paper's ConvNet k = 8 on CIFAR-10 (Table 3 grids, 10⁶ iterations, queue 4000). Not meant
+    to be run here: the reference code needs 2–9 GPU-hours per grid point (≈ 200–850 GPU-hours per
+    95-point grid); batched at M = 95 NETS_DESIGN §7 estimates 5–15 GPU-hours per grid (unverified).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from thermocheck.errors import check_choice
+from thermocheck.nets.train import GridConfig, Trainer, with_overrides
+from thermocheck.results import LawResult
+from thermocheck.states import StateGrid
+
+__all__ = ["PRESETS", "Preset", "cli_verify", "preset_config", "run_grid"]
+
+
+def _logs(lo: float, hi: float, n: int) -> tuple[float, ...]:
+    return tuple(float(f"{v:.6g}") for v in np.logspace(math.log10(lo), math.log10(hi), n))
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Shared settings and each protocol's (x, y) axis values."""
+
+    settings: Mapping[str, Any]
+    axes: Mapping[str, tuple[tuple[float, ...], tuple[float, ...]]]
+    note: str = ""
+    default_protocols: tuple[str, ...] = field(default=("fixed_lr", "fixed_elr"))
+
+
+_TINY = dict(
+    model="convnet",
+    width=2,
+    dataset="digits",
+    batch_size=32,
+    iters=3000,
+    every=30,
+    burn_in=0.5,
+    queue_size=150,
+    queue_every=10,
+    noise_every=5,
+    noise_samples=2,
+    log_every=500,
+    threads=1,
+)
+_GPU = dict(
+    model="convnet",
+    width=8,
+    dataset="digits",
+    batch_size=128,
+    every=25,
+    burn_in=0.5,
+    queue_every=25,
+    noise_every=10,
+    noise_samples=2,
+    log_every=2500,
+    device="cuda",
+)
+
+PRESETS: dict[str, Preset] = {
+    "cpu-tiny": Preset(
+        _TINY,
+        {
+            "fixed_lr": ((0.1, 0.2, 0.4), (0.025, 0.05, 0.1)),
+            "fixed_elr": ((0.01, 0.014, 0.02), (0.025, 0.05, 0.1)),
+            "fixed_sphere": ((0.007, 0.013, 0.025), (0.5, 1.0, 2.0)),
+        },
+        "2 CPU cores, ≤ 5 min for fixed LR + fixed ELR",
+    ),
+    "gpu-short": Preset(
+        {**_GPU, "iters": 12000, "queue_size": 240},
+        {
+            "fixed_lr": (_logs(0.05, 0.8, 5), _logs(0.01, 0.16, 5)),
+            "fixed_elr": (_logs(0.005, 0.05, 5), _logs(0.01, 0.16, 5)),
+            "fixed_sphere": (_logs(0.005, 0.05, 5), _logs(0.5, 2.0, 5)),
+        },
+        "one H100, ≈ 6 min for fixed LR + fixed ELR",
+    ),
+    "gpu-nightly": Preset(
+        {**_GPU, "iters": 24000, "queue_size": 480},
+        {
+            "fixed_lr": (_logs(0.05, 0.8, 5), _logs(0.01, 0.16, 5)),
+            "fixed_elr": (_logs(0.005, 0.05, 5), _logs(0.01, 0.16, 5)),
+            "fixed_sphere": (_logs(0.005, 0.05, 5), _logs(0.5, 2.0, 5)),
+        },
+        "one H100, ≤ 10 min for fixed LR + fixed ELR",
+    ),
+    "paper": Preset(
+        {
+            "model": "convnet",
+            "width": 8,
+            "dataset": "cifar10",
+            "batch_size": 128,
+            "iters": 1_000_000,
+            "every": 50,
+            "burn_in": 0.8,
+            "queue_size": 4000,
+            "queue_every": 25,
+            "noise_every": 20_000,
+            "noise_samples": 1000,
+            "rank_samples": 64,
+            "noise_full_batch": True,
+            "log_every": 10_000,
+            "device": "cuda",
+        },
+        {
+            "fixed_lr": (
+                tuple(10 ** (-3 + n / 4) for n in range(13)),
+                tuple(10 ** (-2 + n / 4) for n in range(9)),
+            ),
+            "fixed_elr": (
+                tuple(10 ** (-4 + n / 6) for n in range(19)),
+                tuple(10 ** (-3 + n / 4) for n in range(9)),
+            ),
+            "fixed_sphere": (
+                tuple(10 ** (-4 + n / 6) for n in range(19)),
+                tuple(2.0 ** (-2 + n) for n in range(5)),
+            ),
+        },
+        "CIFAR-10, ≈ 5–15 GPU-hours per grid batched (estimate), 200–850 with the reference code",
+        ("fixed_lr", "fixed_elr", "fixed_sphere"),
+    ),
+}
+
+
+def preset_config(preset: str, protocol: str, **overrides: Any) -> GridConfig:
+    """The :class:`GridConfig` of ``preset`` for ``protocol``, with fields overridden."""
+    check_choice("preset", preset, tuple(PRESETS))
+    p = PRESETS[preset]
+    x, y = p.axes[protocol]
+    return with_overrides(GridConfig(protocol=protocol, x=x, y=y, **p.settings), **overrides)
+
+
+def run_grid(config: GridConfig | str, protocol: str = "fixed_lr", **overrides: Any) -> StateGrid:
+    """Train a grid and return its measured states.
+
+    ``config`` is a :class:`GridConfig` or a preset name (then ``protocol`` picks the grid);
+    ``overrides`` change config fields (e.g. ``device="cpu"``, ``iters=2000``).
+    """
+    cfg = (
+        preset_config(config, protocol, **overrides)
+        if isinstance(config, str)
+        else with_overrides(config, **overrides)
+    )
+    trainer = Trainer(cfg)
+    trainer.run()
+    return trainer.states()
+
+
+def check_laws(grid: StateGrid, *, entropy_samples: int | None = None) -> list[LawResult]:
+    """V1 (plain and discretization-corrected), V3 and norm balance on a network grid.
+
+    The other laws need the loss to be the thermodynamic energy, which it is not for a network
+    (READINGS.md), so they are not run here. ``entropy_samples`` (the queue length behind each
+    entropy) lets V3 include the calibrated drift of the k-NN estimator
+    (:mod:`thermocheck.calibration`) and answer ``inconclusive`` when that drift alone could explain
+    a violation.
+    """
+    from thermocheck import laws
+
+    return [
+        laws.ideal_gas(grid, corrected=False),
+        laws.ideal_gas(grid, corrected=True),
+        laws.maxwell(grid, entropy_samples=entropy_samples),
+        laws.norm_balance(grid),
+    ]
+
+
+#: The CLI's generic preset names, mapped to network presets.
+_PRESET_ALIASES = {"quick": "cpu-tiny"}
+
+
+def cli_verify(args: Any) -> int:
+    """``thermocheck verify --substrate net``: train the preset's grids, check the laws and write
+    the report (``report.json``, ``report.md``, figures, as for the simulator) under ``args.out``;
+    return the exit code (0 all passed, 1 a law failed, 3 inconclusive; READINGS.md).
+
+    Reads ``args.protocol`` (a protocol or ``"all"``), ``args.preset`` (``quick``, the default,
+    means ``cpu-tiny``), ``args.out``, ``args.seed`` and the optional ``args.model``,
+    ``args.dataset``, ``args.data_dir``, ``args.device``, ``args.iters``. ``args.dim`` does not
+    apply: a network's d is fixed by its architecture.
+    """
+    from thermocheck.report import exit_code, format_table, write_report
+
+    name = getattr(args, "preset", None) or "quick"
+    preset = _PRESET_ALIASES.get(name, name)
+    check_choice("preset", preset, tuple(PRESETS))
+    protocol = getattr(args, "protocol", None)
+    protocols = PRESETS[preset].default_protocols if protocol in (None, "all") else (protocol,)
+    overrides = {
+        k: getattr(args, k, None)
+        for k in ("model", "dataset", "data_dir", "device", "seed", "iters")
+    }
+    out = Path(getattr(args, "out", None) or f"reports/verify-net-{preset}")
+    notes = ["--dim ignored: a network's d is set by its architecture"] if getattr(
+        args, "dim", None) else []
+    results: list[LawResult] = []
+    grids: dict[str, StateGrid] = {}
+    configs: dict[str, Any] = {}
+    for p in protocols:
+        cfg = preset_config(preset, p, **overrides)
+        grids[p] = run_grid(cfg)
+        configs[p] = asdict(cfg)
+        results += check_laws(grids[p], entropy_samples=cfg.queue_size or None)
+    path = write_report(results, out, grids=grids, seed=overrides["seed"], preset=preset,
+                        extra_meta={"substrate": "net", "configs": configs, "notes": notes})
+    print(format_table(results))
+    print(f"report: {path / 'report.md'}")
+    return exit_code(results)
