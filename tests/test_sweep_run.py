@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import multiprocessing
 import os
 import sys
 from pathlib import Path
@@ -89,6 +90,23 @@ def test_sweep_matches_the_runner_called_directly(tmp_path: Path) -> None:
     direct = list(fake_runner(_spec(), GRID["lr"], GRID["wd"]))
     assert result.complete and not result.errors
     assert list(result.grid) == direct  # dataclass equality: every float bit for bit
+
+
+def test_two_sweeps_sharing_a_cache_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+    """Two sweeps of one grid write the same cache at once: each point ends up stored exactly
+    once (atomic replace), no temporary file is left, and the grid reads back bit for bit."""
+    ctx = multiprocessing.get_context("fork")
+    sweeps = [ctx.Process(target=_run, args=(tmp_path,), kwargs={"shard_size": 2})
+              for _ in range(2)]
+    for sweep in sweeps:
+        sweep.start()
+    for sweep in sweeps:
+        sweep.join(120)
+    assert [sweep.exitcode for sweep in sweeps] == [0, 0]
+    assert len(list(ResultsCache(tmp_path).keys())) == 12
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+    CALLS.clear()
+    assert list(_run(tmp_path).grid) == list(fake_runner(_spec(), GRID["lr"], GRID["wd"]))
 
 
 def test_rerun_skips_cached_points_and_force_measures_again(tmp_path: Path) -> None:
