@@ -83,6 +83,13 @@ _GPU = dict(
     device="cuda",
 )
 
+#: The 5 × 5 grids of the GPU presets (ConvNet k = 8 on digits).
+_GPU_GRIDS = {
+    "fixed_lr": (_logs(0.05, 0.8, 5), _logs(0.01, 0.16, 5)),
+    "fixed_elr": (_logs(0.005, 0.05, 5), _logs(0.01, 0.16, 5)),
+    "fixed_sphere": (_logs(0.005, 0.05, 5), _logs(0.5, 2.0, 5)),
+}
+
 PRESETS: dict[str, Preset] = {
     "cpu-tiny": Preset(
         _TINY,
@@ -95,20 +102,12 @@ PRESETS: dict[str, Preset] = {
     ),
     "gpu-short": Preset(
         {**_GPU, "iters": 12000, "queue_size": 240},
-        {
-            "fixed_lr": (_logs(0.05, 0.8, 5), _logs(0.01, 0.16, 5)),
-            "fixed_elr": (_logs(0.005, 0.05, 5), _logs(0.01, 0.16, 5)),
-            "fixed_sphere": (_logs(0.005, 0.05, 5), _logs(0.5, 2.0, 5)),
-        },
+        _GPU_GRIDS,
         "one H100, ≈ 6 min for fixed LR + fixed ELR",
     ),
     "gpu-nightly": Preset(
         {**_GPU, "iters": 24000, "queue_size": 480},
-        {
-            "fixed_lr": (_logs(0.05, 0.8, 5), _logs(0.01, 0.16, 5)),
-            "fixed_elr": (_logs(0.005, 0.05, 5), _logs(0.01, 0.16, 5)),
-            "fixed_sphere": (_logs(0.005, 0.05, 5), _logs(0.5, 2.0, 5)),
-        },
+        _GPU_GRIDS,
         "one H100, ≤ 10 min for fixed LR + fixed ELR",
     ),
     "paper": Preset(
