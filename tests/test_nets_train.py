@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -12,16 +12,10 @@ import torch.nn.functional as F
 from thermocheck.nets import GridConfig, Trainer, make_model, synthetic
 from thermocheck.nets.data import batch_indices
 from thermocheck.nets.models import trainable_vector
-from thermocheck.nets.train import intra_op_threads
 
-pytestmark = pytest.mark.fast
+pytestmark = [pytest.mark.fast, pytest.mark.usefixtures("one_thread")]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny models: torch's thread pool costs more than it gives (see ``intra_op_threads``)."""
-    with intra_op_threads(1):
-        yield
 
 AXES = {
     "fixed_lr": ((0.3, 1.0), (0.01, 0.1)),
@@ -119,17 +113,11 @@ def test_sphere_keeps_the_radius() -> None:
     assert torch.allclose(trainer.W.norm(dim=1), want, rtol=1e-14, atol=0)
 
 
-def test_no_host_sync_between_log_points(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_host_sync_between_log_points(
+    spy_host_syncs: Callable[[], list[str]],
+) -> None:
     trainer = Trainer(_config("fixed_elr", dtype="float32"), data=synthetic(64))
-    calls: list[str] = []
-    for name in ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__"):
-        original = getattr(torch.Tensor, name)
-
-        def spy(self: torch.Tensor, *a: object, _n: str = name, _o: object = original, **k: object):
-            calls.append(_n)
-            return _o(self, *a, **k)  # type: ignore[operator]
-
-        monkeypatch.setattr(torch.Tensor, name, spy)
+    calls = spy_host_syncs()
     for _ in range(30):
         trainer.train_step()
     assert calls == [], f"host syncs inside the step loop: {sorted(set(calls))}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from thermocheck.nets import ScaleInvarianceError
-from thermocheck.nets.train import intra_op_threads
 from thermocheck.record import (
     INTERPOLATION_REASON,
     NoiseEstimate,
@@ -22,14 +21,9 @@ from thermocheck.record import (
 )
 from thermocheck.states import StateGrid
 
-pytestmark = pytest.mark.fast
+pytestmark = [pytest.mark.fast, pytest.mark.usefixtures("one_thread")]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny models: torch's thread pool costs more than it gives (see ``intra_op_threads``)."""
-    with intra_op_threads(1):
-        yield
 
 F64 = torch.float64
 
@@ -357,17 +351,11 @@ def test_user_states_with_noise_entropy_and_a_grid_from_runs(tmp_path) -> None: 
     assert [s.to_dict() for s in back] == [s.to_dict() for s in grid]
 
 
-def test_no_host_sync_between_log_points(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_host_sync_between_log_points(
+    spy_host_syncs: Callable[[], list[str]],
+) -> None:
     """A user's loop with the recorder (step() and hooks) never synchronises with the host."""
-    calls: list[str] = []
-    for name in ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__"):
-        original = getattr(torch.Tensor, name)
-
-        def spy(self: torch.Tensor, *a: object, _n: str = name, _o: object = original, **k: object):
-            calls.append(_n)
-            return _o(self, *a, **k)  # type: ignore[operator]
-
-        monkeypatch.setattr(torch.Tensor, name, spy)
+    calls = spy_host_syncs()
     for hooks in (False, True):
         rec, model, opt = _user(queue_size=4, queue_every=3)
         if hooks:
