@@ -50,9 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--dim", type=int_at_least(2, "dim"), default=None, metavar="D",
                         help="parameter dimension d >= 2 (default: the preset's)")
     verify.add_argument("--no-progress", dest="progress", action="store_false",
-                        help="no progress bar on stderr")
+                        help="no progress lines on stderr")
     verify.add_argument("--quiet", "-q", action="store_true",
-                        help="no progress bar and no summary table: only the report path")
+                        help="no progress lines and no summary table: only the report path")
     nets = verify.add_argument_group("networks", "options of --substrate net")
     nets.add_argument("--model", choices=("convnet", "resnet18"), default=None,
                       help="architecture (default: the preset's)")

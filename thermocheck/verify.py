@@ -59,7 +59,7 @@ def verify(
 ) -> tuple[list[LawResult], Path]:
     """Simulate, check every law on every protocol, write the report; return (results, folder).
 
-    ``dim`` overrides the preset's dimension; ``progress`` shows a tqdm bar on stderr;
+    ``dim`` overrides the preset's dimension; ``progress`` prints the shards' progress on stderr;
     ``command`` is recorded in the report's ``meta``; ``sweep`` holds the keywords of
     :func:`thermocheck.sweep.run_sweeps` (``executor``, ``cache``, ``force``, ``shard_size``):
     points already in the results cache are not simulated again.
