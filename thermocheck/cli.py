@@ -85,9 +85,10 @@ def _run_net(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _verify(args: argparse.Namespace, argv: Sequence[str]) -> int:
     parser = args.command_parser
+    args.command_line = shlex.join(["thermocheck", *argv])
     if args.substrate == "net":
         return _run_net(args, parser)
-    from thermocheck.report import exit_code, format_table, summary_line
+    from thermocheck.report import print_outcome
     from thermocheck.sweep import sweep_options
     from thermocheck.theory import PROTOCOLS
     from thermocheck.verify import verify
@@ -96,15 +97,11 @@ def _verify(args: argparse.Namespace, argv: Sequence[str]) -> int:
     try:
         results, path = verify(args.substrate, protocols, args.preset, args.out, args.seed,
                                args.dim, args.progress and not args.quiet,
-                               command=shlex.join(["thermocheck", *argv]),
+                               command=args.command_line,
                                sweep=sweep_options(args))
     except InvalidParameterError as err:  # an invalid value the options let through
         parser.error(str(err))
-    if not args.quiet:
-        print(format_table(results))
-        print(f"\n{summary_line(results)} (exit code {exit_code(results)})")
-    print(f"report: {path / 'report.md'}")
-    return exit_code(results)
+    return print_outcome(results, path, table=not args.quiet)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -43,6 +43,7 @@ __all__ = [
     "format_table",
     "load_report",
     "overall_verdict",
+    "print_outcome",
     "summarize",
     "summary_line",
     "write_report",
@@ -146,6 +147,17 @@ def _table_cells(
         count = f" ({verdicts.count(worst)}/{len(verdicts)})" if len(verdicts) > 1 else ""
         cells[key] = SYMBOLS[worst] + count
     return rows, cols, cells
+
+
+def print_outcome(results: Sequence[LawResult], folder: Path, *, table: bool = True) -> int:
+    """Print the law × protocol table and the summary line (unless not ``table``), then the
+    report's path; return the exit code (what ``thermocheck verify`` ends with)."""
+    code = exit_code(results)
+    if table:
+        print(format_table(results))
+        print(f"\n{summary_line(results)} (exit code {code})")
+    print(f"report: {folder / 'report.md'}")
+    return code
 
 
 def format_table(results: Sequence[LawResult]) -> str:

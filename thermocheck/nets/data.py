@@ -8,6 +8,7 @@ offline default; :func:`synthetic` makes a labelled Gaussian-mixture dataset for
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import struct
 from collections.abc import Mapping
@@ -22,6 +23,8 @@ from thermocheck.errors import InvalidParameterError, ThermocheckError, check_ch
 __all__ = [
     "CIFAR_STATS",
     "DATASETS",
+    "DATASET_SHAPES",
+    "DATA_DIR_VARIABLE",
     "Dataset",
     "DatasetUnavailableError",
     "batch_indices",
@@ -33,6 +36,12 @@ __all__ = [
 ]
 
 DATASETS = ("digits", "synthetic", "cifar10", "cifar100")
+
+#: (input channels, classes) of each dataset, known without loading it.
+DATASET_SHAPES = {"digits": (1, 10), "synthetic": (1, 10), "cifar10": (3, 10), "cifar100": (3, 100)}
+
+#: Where CIFAR is looked for when no folder is given (then the working directory).
+DATA_DIR_VARIABLE = "THERMOCHECK_DATA_DIR"
 
 #: Channel mean and std the paper normalises with (THEORY §7).
 CIFAR_STATS = {
@@ -91,7 +100,7 @@ def load_cifar(name: str = "cifar10", data_dir: str | Path = ".", *, train: bool
             f"{name}: missing {', '.join(missing)} in {folder}. thermocheck does not download: "
             f"fetch {url}, extract it into {Path(data_dir).resolve()} (so that {folder.name}/ "
             f"appears there) "
-            f"and pass --data-dir {data_dir}"
+            f"and pass --data-dir {data_dir} (or set {DATA_DIR_VARIABLE})"
         )
     xs, ys = [], []
     for f in files:
@@ -144,13 +153,20 @@ def synthetic(
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, *, seed: int = 0) -> Dataset:
-    """Dispatch on ``name`` in :data:`DATASETS` (training split)."""
+    """Dispatch on ``name`` in :data:`DATASETS` (training split).
+
+    CIFAR is read from ``data_dir``; when None, from ``$THERMOCHECK_DATA_DIR`` or else the working
+    directory (the variable reaches worker processes and Slurm jobs, and is no part of a cached
+    point's configuration: the data are the same wherever they lie).
+    """
     check_choice("dataset", name, DATASETS)
     if name == "digits":
         return load_digits()
     if name == "synthetic":
         return synthetic(seed=seed)
-    return load_cifar(name, data_dir if data_dir is not None else ".")
+    if data_dir is None:
+        data_dir = os.environ.get(DATA_DIR_VARIABLE) or "."
+    return load_cifar(name, data_dir)
 
 
 # -- counter-based batch streams -------------------------------------------------------------------

@@ -25,7 +25,8 @@ measurement for the latter (1000 minibatches around the full-batch gradient ever
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,8 +173,11 @@ def run_grid(config: GridConfig | str, protocol: str = "fixed_lr", **overrides: 
     return trainer.states()
 
 
-def check_laws(grid: StateGrid, *, entropy_samples: int | None = None) -> list[LawResult]:
-    """V1 (plain and discretization-corrected), V3 and norm balance on a network grid.
+def network_laws(
+    *, entropy_samples: int | None = None
+) -> list[tuple[Callable[..., LawResult], dict[str, Any]]]:
+    """The laws checked on a network grid, each with its options: V1 (plain and
+    discretization-corrected), V3 and the norm balance.
 
     The other laws need the loss to be the thermodynamic energy, which it is not for a network
     (READINGS.md), so they are not run here. ``entropy_samples`` (the queue length behind each
@@ -184,11 +188,16 @@ def check_laws(grid: StateGrid, *, entropy_samples: int | None = None) -> list[L
     from thermocheck import laws
 
     return [
-        laws.ideal_gas(grid, corrected=False),
-        laws.ideal_gas(grid, corrected=True),
-        laws.maxwell(grid, entropy_samples=entropy_samples),
-        laws.norm_balance(grid),
+        (laws.ideal_gas, {"corrected": False}),
+        (laws.ideal_gas, {"corrected": True}),
+        (laws.maxwell, {"entropy_samples": entropy_samples}),
+        (laws.norm_balance, {}),
     ]
+
+
+def check_laws(grid: StateGrid, *, entropy_samples: int | None = None) -> list[LawResult]:
+    """:func:`network_laws` on ``grid``."""
+    return [law(grid, **kw) for law, kw in network_laws(entropy_samples=entropy_samples)]
 
 
 #: The CLI's generic preset names, mapped to network presets.
@@ -201,11 +210,18 @@ def cli_verify(args: Any) -> int:
     return the exit code (0 all passed, 1 a law failed, 3 inconclusive; READINGS.md).
 
     Reads ``args.protocol`` (a protocol or ``"all"``), ``args.preset`` (``quick``, the default,
-    means ``cpu-tiny``), ``args.out``, ``args.seed`` and the optional ``args.model``,
-    ``args.dataset``, ``args.data_dir``, ``args.device``, ``args.iters``. ``args.dim`` does not
-    apply: a network's d is fixed by its architecture.
+    means ``cpu-tiny``), ``args.out``, ``args.seed``, the optional ``args.model``,
+    ``args.dataset``, ``args.data_dir``, ``args.device``, ``args.iters``, and the sweep options
+    (:func:`thermocheck.sweep.add_sweep_arguments`): the grids run as sweeps on the ``net``
+    substrate (:mod:`thermocheck.nets.substrate`), so their points are cached, a rerun reads them
+    back, and ``--executor slurm`` trains the shards as jobs. ``args.dim`` does not apply: a
+    network's d is fixed by its architecture.
     """
-    from thermocheck.report import exit_code, format_table, write_report
+    from thermocheck.nets.data import DATA_DIR_VARIABLE
+    from thermocheck.nets.substrate import sweep_spec
+    from thermocheck.report import print_outcome, write_report
+    from thermocheck.sweep import run_sweeps, sweep_options
+    from thermocheck.verify import default_out_dir
 
     name = getattr(args, "preset", None) or "quick"
     preset = _PRESET_ALIASES.get(name, name)
@@ -214,21 +230,28 @@ def cli_verify(args: Any) -> int:
     protocols = PRESETS[preset].default_protocols if protocol in (None, "all") else (protocol,)
     overrides = {
         k: getattr(args, k, None)
-        for k in ("model", "dataset", "data_dir", "device", "seed", "iters")
+        for k in ("model", "dataset", "device", "seed", "iters")
     }
-    out = Path(getattr(args, "out", None) or f"reports/verify-net-{preset}")
+    if getattr(args, "data_dir", None):
+        os.environ[DATA_DIR_VARIABLE] = str(Path(args.data_dir).resolve())
+    out = Path(getattr(args, "out", None) or default_out_dir(f"net-{preset}"))
     notes = ["--dim ignored: a network's d is set by its architecture"] if getattr(
         args, "dim", None) else []
-    results: list[LawResult] = []
-    grids: dict[str, StateGrid] = {}
-    configs: dict[str, Any] = {}
-    for p in protocols:
-        cfg = preset_config(preset, p, **overrides)
-        grids[p] = run_grid(cfg)
-        configs[p] = asdict(cfg)
-        results += check_laws(grids[p], entropy_samples=cfg.queue_size or None)
+    configs = {p: preset_config(preset, p, **overrides) for p in protocols}
+    quiet = getattr(args, "quiet", False)
+    sweeps = run_sweeps([sweep_spec(c) for c in configs.values()],
+                        progress=getattr(args, "progress", True) and not quiet,
+                        **sweep_options(args))
+    results = [
+        done.check(law, **kw)
+        for done in sweeps
+        for law, kw in network_laws(entropy_samples=configs[done.spec.protocol].queue_size or None)
+    ]
+    grids = {done.spec.protocol: done.grid for done in sweeps if done.grid is not None}
     path = write_report(results, out, grids=grids, seed=overrides["seed"], preset=preset,
-                        extra_meta={"substrate": "net", "configs": configs, "notes": notes})
-    print(format_table(results))
-    print(f"report: {path / 'report.md'}")
-    return exit_code(results)
+                        command=getattr(args, "command_line", None),
+                        extra_meta={"substrate": "net",
+                                    "configs": {p: asdict(c) for p, c in configs.items()},
+                                    "sweep": [done.to_dict() for done in sweeps],
+                                    "notes": notes})
+    return print_outcome(results, path, table=not quiet)

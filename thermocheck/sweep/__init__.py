@@ -1,12 +1,12 @@
 """Sweeps beyond one machine: grids in shards on local workers or Slurm, with a results cache.
 
-A sweep measures a substrate (the batched simulator, later the network trainer) on a grid of two
+A sweep measures a substrate (the batched simulator or the stacked network trainer) on a grid of two
 hyperparameters. The grid is cut into shards, rectangles that one device trains together, and each
-shard runs as one job of an executor: ``local`` (this machine; no extra dependency) or ``slurm``
-(an array job through submitit, the ``slurm`` extra). Every measured point goes to a results cache
-under a hash of its configuration, so a rerun measures only what is missing (a cancelled or failed
-sweep resumes by running the same command again), ``force`` measures everything again, and results
-are always assembled from the cache. Each point has its own random stream keyed by the seed and the
+shard runs as one job of an executor: ``local`` (this machine; no extra dependency) or ``slurm`` (an
+array job through submitit, the ``slurm`` extra). Every measured point goes to a results cache under
+a hash of its configuration, so a rerun measures only what is missing (a cancelled or failed sweep
+resumes by running the same command again), ``force`` measures everything again, and results are
+always assembled from the cache. Each point has its own random stream keyed by the seed and the
 point, so the same grid gives the same numbers whichever executor, shard size or resume ran it.
 
 Example::

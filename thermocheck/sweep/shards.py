@@ -11,10 +11,13 @@ split, executor or resume gives the same states.
 
 from __future__ import annotations
 
+import inspect
 import math
+import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +25,7 @@ import numpy as np
 from thermocheck import theory
 from thermocheck.errors import InvalidParameterError, check_dimension, check_positive
 from thermocheck.states import State
-from thermocheck.sweep.cache import MEASUREMENT_VERSION, ResultsCache
+from thermocheck.sweep.cache import MEASUREMENT_VERSION, ResultsCache, config_key
 
 __all__ = [
     "Runner",
@@ -35,8 +38,10 @@ __all__ = [
 
 #: A substrate's measurement of a rectangle of the grid: ``runner(spec, xs, ys)`` returns the
 #: states of every point of ``xs × ys``. It must be picklable (a module-level function) to run in
-#: worker processes and Slurm jobs.
-Runner = Callable[["SweepSpec", np.ndarray, np.ndarray], Iterable[State]]
+#: worker processes and Slurm jobs. A runner that declares a keyword ``workdir`` gets a folder of
+#: its own under the cache for checkpoints: the same folder when the shard is run again (a Slurm
+#: requeue, a rerun after a crash), removed once the shard's points are stored.
+Runner = Callable[..., Iterable[State]]
 
 
 def _simulate(spec: SweepSpec, xs: np.ndarray, ys: np.ndarray) -> Iterable[State]:
@@ -48,8 +53,18 @@ def _simulate(spec: SweepSpec, xs: np.ndarray, ys: np.ndarray) -> Iterable[State
                     seed=spec.seed, **spec.options).grid
 
 
+def _train_networks(spec: SweepSpec, xs: np.ndarray, ys: np.ndarray,
+                    workdir: Path | None = None) -> Iterable[State]:
+    """The stacked network trainer on ``xs × ys`` (:func:`thermocheck.nets.substrate.train_shard`);
+    ``spec.options`` are :class:`~thermocheck.nets.GridConfig` fields; it checkpoints in
+    ``workdir``."""
+    from thermocheck.nets.substrate import train_shard
+
+    return train_shard(spec, xs, ys, workdir=workdir)
+
+
 #: Built-in substrates by name. A user's own runner may be passed instead of a name.
-SUBSTRATES: dict[str, Runner] = {"isotropic": _simulate}
+SUBSTRATES: dict[str, Runner] = {"isotropic": _simulate, "net": _train_networks}
 
 
 def _axis(name: str, values: Any) -> tuple[float, ...]:
@@ -101,7 +116,9 @@ class SweepSpec:
     iterations, seed
         Training iterations per point and the seed of every point's random stream.
     substrate
-        ``"isotropic"`` (the batched simulator; default) or a :data:`Runner`, which the cache key
+        ``"isotropic"`` (the batched simulator; default), ``"net"`` (the stacked network trainer;
+        build its spec with :func:`thermocheck.nets.substrate.sweep_spec`) or a :data:`Runner`,
+        which the cache key
         names by its import path (so change ``options`` or use ``--force`` when its code changes).
     model, dataset
         What a network substrate trains (part of the cache key; None for the simulator).
@@ -241,8 +258,10 @@ class ShardTask:
             x, y = spec.axes
             xs = np.array(sorted({p[x] for p in todo}))
             ys = np.array(sorted({p[y] for p in todo}))
+            workdir = _workdir(self.cache_root, spec, todo)
+            extra = {"workdir": workdir} if _takes_workdir(spec.runner) else {}
             states = {_point_key(s.hyperparameters, spec.axes): s
-                      for s in spec.runner(spec, xs, ys)}
+                      for s in spec.runner(spec, xs, ys, **extra)}
             seconds = (time.perf_counter() - start) / len(states)
             for point in todo:
                 state = states.get(_point_key(point, spec.axes))
@@ -251,6 +270,7 @@ class ShardTask:
                         f"substrate {spec.substrate_name!r} returned no state at {point}"
                     )
                 cache.put(spec.config(point), state, seconds=seconds)
+            shutil.rmtree(workdir, ignore_errors=True)
         return ShardReport(len(todo), len(self.shard.points()) - len(todo),
                            time.perf_counter() - start)
 
@@ -268,6 +288,18 @@ class ShardTask:
 def missing_points(shard: Shard, cache: ResultsCache) -> list[dict[str, float]]:
     """The points of ``shard`` that ``cache`` has no (readable) state for."""
     return [p for p in shard.points() if cache.get(shard.spec.config(p)) is None]
+
+
+def _workdir(cache_root: str, spec: SweepSpec, points: Sequence[Mapping[str, float]]) -> Path:
+    """``<cache>/work/<hash of the points' configurations>``: one folder per set of points."""
+    return Path(cache_root) / "work" / config_key({"points": [spec.config(p) for p in points]})
+
+
+def _takes_workdir(runner: Runner) -> bool:
+    try:
+        return "workdir" in inspect.signature(runner).parameters
+    except (TypeError, ValueError):  # a builtin or C callable: no signature to read
+        return False
 
 
 def _point_key(point: Mapping[str, float], axes: tuple[str, str]) -> tuple[float, float]:

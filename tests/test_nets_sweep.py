@@ -1,0 +1,105 @@
+"""Networks as a sweep substrate: cached per point, independent of the shard, and the CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from thermocheck import cli
+from thermocheck.nets import GridConfig, Trainer, synthetic
+from thermocheck.nets.data import DATASET_SHAPES
+from thermocheck.nets.substrate import sweep_spec, trainable_dimension
+from thermocheck.sweep import run_sweeps, split
+from thermocheck.sweep.shards import _workdir
+
+pytestmark = [pytest.mark.fast, pytest.mark.usefixtures("one_thread")]
+
+
+def _config(**kw: object) -> GridConfig:
+    base = dict(protocol="fixed_lr", x=(0.3, 1.0), y=(0.01, 0.1), width=2, dataset="synthetic",
+                batch_size=8, iters=60, every=5, queue_size=10, queue_every=5, noise_every=10,
+                dtype="float64")
+    return GridConfig(**{**base, **kw})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("model", "dataset"), [("convnet", "digits"), ("convnet", "cifar100"),
+                                                ("resnet18", "cifar10")])
+def test_dimension_is_known_without_loading_the_data(model: str, dataset: str) -> None:
+    channels, classes = DATASET_SHAPES[dataset]
+    config = _config(model=model, dataset=dataset)
+    stand_in = synthetic(2 * classes, num_classes=classes, channels=channels)
+    assert trainable_dimension(config) == Trainer(config, data=stand_in).P
+
+
+def test_the_key_ignores_what_does_not_change_the_numbers() -> None:
+    a = sweep_spec(_config())
+    b = sweep_spec(_config(threads=2, log_every=7, progress=True, data_dir="/elsewhere"))
+    assert a.config(a.points()[0]) == b.config(b.points()[0])
+    c = sweep_spec(_config(batch_size=16))
+    assert c.config(c.points()[0]) != a.config(a.points()[0])
+
+
+def test_a_point_does_not_depend_on_its_shard(tmp_path: Path) -> None:
+    spec = sweep_spec(_config())
+    whole, = run_sweeps([spec], cache=tmp_path / "one", progress=False)
+    halves, = run_sweeps([spec], cache=tmp_path / "two", shard_size=2, progress=False)
+    assert len(split(spec, 2)) == 2 and whole.complete and halves.complete
+    assert whole.grid is not None and halves.grid is not None
+    for s, t in zip(whole.grid, halves.grid, strict=True):
+        assert s.hyperparameters == t.hyperparameters
+        assert s.sq_norm is not None and t.sq_norm is not None
+        assert s.sq_norm.value == pytest.approx(t.sq_norm.value, rel=1e-9)
+
+
+def test_trained_states_equal_the_trainer_run_directly(tmp_path: Path) -> None:
+    config = _config()
+    done, = run_sweeps([sweep_spec(config)], cache=tmp_path, progress=False)
+    trainer = Trainer(config)
+    trainer.run()
+    direct = trainer.states()
+    assert done.grid is not None
+    for s, t in zip(done.grid, direct, strict=True):
+        assert s.sq_norm is not None and t.sq_norm is not None
+        assert s.sq_norm.value == t.sq_norm.value
+        assert s.d == t.d == sweep_spec(config).d
+
+
+def test_verify_net_writes_a_report_and_reruns_from_the_cache(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["verify", "--substrate", "net", "--dataset", "synthetic", "--iters", "240",
+            "--protocol", "fixed_lr", "--cache", str(tmp_path / "cache")]
+    first = cli.main([*argv, "--out", str(tmp_path / "a")])
+    assert "9 to measure" in capsys.readouterr().err
+    second = cli.main([*argv, "--out", str(tmp_path / "b")])
+    assert "9 cached" in capsys.readouterr().err and first == second
+    reports = [json.loads((tmp_path / f / "report.json").read_text()) for f in "ab"]
+    assert reports[0]["results"] == reports[1]["results"]
+    meta = reports[0]["meta"]
+    assert meta["extra"]["substrate"] == "net" and meta["extra"]["sweep"][0]["finished"] == 9
+    assert meta["command"].startswith("thermocheck verify --substrate net")
+
+
+def test_a_shard_resumes_from_its_checkpoint_and_then_removes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _config(iters=80, log_every=10)
+    spec = sweep_spec(config)
+    workdir = _workdir(str(tmp_path), spec, spec.points())
+    killed = Trainer(replace(config, checkpoint=str(workdir / "trainer.pt")))
+    killed.run(40)  # a job stopped half-way, after its last checkpoint
+    killed.save(workdir / "trainer.pt")
+    steps: list[int] = []
+    step = Trainer.train_step
+    monkeypatch.setattr(Trainer, "train_step", lambda self: (steps.append(1), step(self))[1])
+    resumed, = run_sweeps([spec], cache=tmp_path, progress=False)
+    assert len(steps) == 40 and not workdir.exists()
+    uninterrupted, = run_sweeps([spec], cache=tmp_path / "fresh", progress=False)
+    assert len(steps) == 40 + 80
+    assert resumed.grid is not None and uninterrupted.grid is not None
+    for s, t in zip(resumed.grid, uninterrupted.grid, strict=True):
+        assert s.sq_norm is not None and t.sq_norm is not None
+        assert s.sq_norm.value == t.sq_norm.value
