@@ -2,7 +2,8 @@
 
 Three ways to train the same ConvNet grid points, timed in one run (medians of ``--repeats``):
 
-* ``batched``: :class:`thermocheck.nets.Trainer` with all ``M`` models stacked (recorder included);
+* ``batched``: :class:`thermocheck.nets.Trainer` with all ``M`` models stacked (recorder included),
+  eager and, with ``--compile MODE…``, through ``torch.compile`` in those modes;
 * ``loop``: the same trainer with ``M = 1``, one model after another (our code, no batching);
 * ``paper``: an ``nn.Module`` + ``torch.optim.SGD`` loop that syncs with the host every step as the
   reference code does (CPU ``randint`` indices, ``loss.item()``, an ``.item()`` per parameter norm).
@@ -11,9 +12,10 @@ Throughput is model-iterations per second. ``--entropy N D`` also times
 ``thermocheck.entropy.sphere_entropy`` on ``N`` random directions in ``R^D`` (one model's queue).
 Writes JSON (machine, versions, config, results, errors per part) to ``--out``.
 
-Example (GPU goal: batched ≥ 15× the paper loop for ConvNet k = 8 at 95 models)::
+Example (GPU goal: batched ≥ 15× the same models trained one at a time, ConvNet k = 8, 95 models)::
 
-    python benchmarks/bench_nets.py --device cuda --width 8 --models 95 --entropy 4000 97200
+    python benchmarks/bench_nets.py --device cuda --width 8 --models 95 --compile default \
+        --channels 3 --size 32 --batch 128 --entropy 4000 97200
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from thermocheck.nets import GridConfig, Trainer, make_model, synthetic
+from thermocheck.nets.train import COMPILE_MODES
 
 
 def _sync(device: torch.device) -> None:
@@ -51,7 +54,7 @@ def _median_time(fn: Callable[[], None], repeats: int, device: torch.device) -> 
     return statistics.median(times)
 
 
-def _config(args: argparse.Namespace, m: int) -> GridConfig:
+def _config(args: argparse.Namespace, m: int, compile_mode: str | None = None) -> GridConfig:
     lrs = tuple(float(v) for v in torch.logspace(-1.5, 0, m).tolist())
     return GridConfig(
         protocol="fixed_lr",
@@ -66,11 +69,15 @@ def _config(args: argparse.Namespace, m: int) -> GridConfig:
         queue_size=0,
         device=args.device,
         progress=False,
+        compile=compile_mode,
     )
 
 
-def bench_batched(args: argparse.Namespace, data: Any, m: int) -> float:
-    trainer = Trainer(_config(args, m), data=data)
+def bench_batched(args: argparse.Namespace, data: Any, m: int,
+                  compile_mode: str | None = None) -> float:
+    trainer = Trainer(_config(args, m, compile_mode), data=data)
+    for _ in range(3):  # compilation and CUDA-graph recording happen on the first calls
+        trainer.train_step()
 
     def run() -> None:
         for _ in range(args.steps):
@@ -144,6 +151,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help="torch intra-op threads (1 on a shared CPU: small models thrash with more)")
     p.add_argument("--width", type=int, default=4)
     p.add_argument("--models", type=int, nargs="+", default=[8], help="M values for 'batched'")
+    p.add_argument("--compile", nargs="*", default=[], choices=COMPILE_MODES, metavar="MODE",
+                   help="also time 'batched' with these torch.compile modes "
+                        f"({', '.join(COMPILE_MODES)})")
     p.add_argument("--loop-models", type=int, default=2, help="models timed in 'loop'/'paper'")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--size", type=int, default=8, help="image side (32 for CIFAR-sized inputs)")
@@ -177,6 +187,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     for m in args.models:
         parts[f"batched_M{m}"] = lambda m=m: bench_batched(args, data, m)
+        for mode in args.compile:
+            parts[f"batched_M{m}_{mode}"] = lambda m=m, mode=mode: bench_batched(
+                args, data, m, mode)
     if args.entropy:
         parts["entropy"] = lambda: bench_entropy(args)
     for name, fn in parts.items():
@@ -191,11 +204,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if args.device.startswith("cuda"):
                 torch.cuda.empty_cache()
     r = result["results"]
-    for m in args.models:
-        if f"batched_M{m}" in r:
-            for base in ("loop", "paper"):
-                if base in r:
-                    r[f"speedup_M{m}_vs_{base}"] = r[f"batched_M{m}"] / r[base]
+    for name in [k for k in r if k.startswith("batched_")]:
+        for base in ("loop", "paper"):
+            if base in r:
+                r[f"speedup_{name.removeprefix('batched_')}_vs_{base}"] = r[name] / r[base]
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(result, fh, indent=1, default=str)

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# One GPU session, ~10 min at most (the parts' limits; expected ~5 min): (1) benchmark batched vs
-# loop vs paper-style loop (ConvNet k=8, CIFAR-sized synthetic inputs, M = 95, with fallbacks to
-# smaller M if memory runs out), (2) entropy timing (N = 4000, d = 97 200), (3) the Recorder's
-# overhead on a user's loop (bench_recorder.py, steps only), (4) the gpu-short preset (fixed LR +
-# fixed ELR, 5x5 grids, 12 000 steps of M = 25 ConvNets k=8 on digits, a noise pair every 10 steps).
-# gpu-short estimate: 466 aten ops and <= 39 GFLOP per step (FlopCounterMode on the CPU), so on an
-# H100 ~2-8 ms per step whether launch- or FLOP-bound, 1.5-4 min for both protocols; limit 300 s.
+# One GPU session, ~13 min at most (the parts' limits; expected ~7 min):
+# (1) bench: batched vs one model at a time vs a paper-style loop (ConvNet k=8, CIFAR-sized
+#     synthetic inputs, batch 128, M = 8, 32, 95), eager, cuDNN autotuner on;
+# (2) bench_compiled: M = 95 eager and through torch.compile (default, and reduce-overhead = CUDA
+#     graphs), against the loop, in one run;
+# (3) entropy timing (N = 4000, d = 97 200); (4) the Recorder's overhead on a user's loop;
+# (5) the gpu-short preset (5x5 grids, ConvNet k=8 on digits: fixed LR at batch 128, fixed ELR at
+#     batch 16) through `thermocheck verify --substrate net`.
 # Each part runs under its own timeout and records its errors; one failure never stops the others.
 # Results go to $OUT (default ./gpu-out). Needs no optional extras: PYTHONPATH=. is enough.
 set -u
@@ -24,20 +25,16 @@ part() {  # part NAME TIMEOUT_S CMD...: run, log, record the exit code
 }
 { nvidia-smi; python -c "import torch, sys; print(sys.version); print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())"; } > "$OUT/env.txt" 2>&1
 
-part bench 170 python benchmarks/bench_nets.py --device cuda --width 8 --models 8 32 95 \
+part bench 150 python benchmarks/bench_nets.py --device cuda --width 8 --models 8 32 95 \
   --channels 3 --size 32 --batch 128 --loop-models 3 --steps 20 --repeats 3 \
   --parts batched loop paper --out "$OUT/bench.json"
+part bench_compiled 200 python benchmarks/bench_nets.py --device cuda --width 8 --models 95 \
+  --compile default reduce-overhead --channels 3 --size 32 --batch 128 --loop-models 2 \
+  --steps 20 --repeats 3 --parts batched loop --out "$OUT/bench_compiled.json"
 part entropy 60 python benchmarks/bench_nets.py --device cuda --entropy 4000 97200 \
   --parts entropy --out "$OUT/entropy.json"
 part recorder 45 python benchmarks/bench_recorder.py --device cuda --parts steps --steps 50 \
   --repeats 5 --out "$OUT/recorder.json"
-part gpu_short 300 python -c "
-import argparse, sys, time
-from thermocheck.nets import cli_verify
-t0 = time.time()
-code = cli_verify(argparse.Namespace(protocol='all', preset='gpu-short', out='$OUT/gpu-short',
-                                     seed=0, device='cuda', dim=None, model=None, dataset=None,
-                                     data_dir=None, iters=None))
-print('gpu-short exit code', code, 'seconds', round(time.time() - t0))
-"
+part gpu_short 300 python -m thermocheck.cli verify --substrate net --preset gpu-short \
+  --device cuda --out "$OUT/gpu-short" --cache "$OUT/cache"
 echo "total $(( $(date +%s) - T0 ))s" | tee -a "$OUT/parts.txt"

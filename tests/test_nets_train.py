@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shutil
 from collections.abc import Callable
 
 import pytest
@@ -103,6 +104,21 @@ def test_stacked_resnet_equals_loop() -> None:
         trainer.train_step()
     W_loop, _ = _loop(trainer, 3)
     assert float((trainer.W - W_loop).abs().max() / W_loop.abs().max()) <= 1e-12
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                    reason="torch.compile on the CPU needs a C++ compiler")
+def test_compiled_step_equals_eager_float64() -> None:
+    data = synthetic(64, seed=3)
+    eager = Trainer(_config("fixed_elr"), data=data)
+    compiled = Trainer(_config("fixed_elr", compile="default"), data=data)
+    for _ in range(4):
+        eager.train_step()
+        compiled.train_step()
+    err = float(((compiled.W - eager.W).norm(dim=1) / eager.W.norm(dim=1)).max())
+    assert err <= 1e-12, f"compiled vs eager relative error {err:.3g} after 4 steps"
+    for a, b in zip(compiled.net.buffers(), eager.net.buffers(), strict=True):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
 def test_sphere_keeps_the_radius() -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -78,9 +77,8 @@ class StackedNet:
         named = [(n, p) for n, p in first.named_parameters() if p.requires_grad]
         self.names = [n for n, _ in named]
         self.shapes = {n: tuple(p.shape) for n, p in named}
-        sizes = [p.numel() for _, p in named]
-        self.offsets = dict(zip(self.names, np.cumsum([0, *sizes[:-1]]).tolist(), strict=True))
-        self.P = int(sum(sizes))
+        self.sizes = [p.numel() for _, p in named]
+        self.P = int(sum(self.sizes))
         for m in modules:
             if [tuple(p.shape) for p in m.parameters() if p.requires_grad] != list(
                 self.shapes.values()
@@ -131,15 +129,20 @@ class StackedNet:
         return [t.view(self.M, -1)[m] for t in self.buffers()]
 
     # -- forward -----------------------------------------------------------------------------------
-    def _w(self, W: torch.Tensor, name: str) -> torch.Tensor:
-        shape = self.shapes[name]
-        o = self.offsets[name]
-        n = int(np.prod(shape))
-        return W[:, o : o + n].reshape(self.M * shape[0], *shape[1:])
+    def _weights(self, W: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each layer's stacked conv weight ``[M·C_out, C_in, k, k]``, cut from ``W`` with one
+        ``split`` (whose backward is one ``cat``; ``torch.compile`` also lowers it where slicing
+        by offsets failed, torch 2.13)."""
+        return {
+            name: part.reshape(self.M * self.shapes[name][0], *self.shapes[name][1:])
+            for name, part in zip(self.names, W.split(self.sizes, dim=1), strict=True)
+        }
 
-    def _conv(self, W: torch.Tensor, name: str, x: torch.Tensor, stride: int = 1) -> torch.Tensor:
+    def _conv(
+        self, w: dict[str, torch.Tensor], name: str, x: torch.Tensor, stride: int = 1
+    ) -> torch.Tensor:
         k = self.shapes[name][-1]
-        return F.conv2d(x, self._w(W, name), stride=stride, padding=k // 2, groups=self.M)
+        return F.conv2d(x, w[name], stride=stride, padding=k // 2, groups=self.M)
 
     def _bn(self, module: nn.Module, x: torch.Tensor, update: bool) -> torch.Tensor:
         i = self.bn_index[id(module)]
@@ -153,14 +156,15 @@ class StackedNet:
         ``m·C_in … (m+1)·C_in − 1``). BatchNorm is in train mode; its running buffers are updated
         only when ``update_stats`` (measurement passes leave them alone)."""
         net: Any = self._modules[0]
+        w = self._weights(W)
         if self.arch == "convnet":
             for i, bn in enumerate(net.bns):
-                x = F.relu(self._bn(bn, self._conv(W, f"convs.{i}.weight", x), update_stats))
+                x = F.relu(self._bn(bn, self._conv(w, f"convs.{i}.weight", x), update_stats))
                 if i > 0:
                     x = F.max_pool2d(x, 2)
             feat = F.adaptive_max_pool2d(x, 1)
         else:
-            x = self._bn(net.stem_bn, self._conv(W, "stem.weight", x), update_stats)
+            x = self._bn(net.stem_bn, self._conv(w, "stem.weight", x), update_stats)
             for j, blk in enumerate(net.blocks):
                 p = f"blocks.{j}."
                 stride = blk.conv1.stride[0]
@@ -169,13 +173,13 @@ class StackedNet:
                     x
                     if blk.short is None
                     else self._bn(
-                        blk.short[1], self._conv(W, p + "short.0.weight", out, stride), update_stats
+                        blk.short[1], self._conv(w, p + "short.0.weight", out, stride), update_stats
                     )
                 )
                 out = F.relu(
-                    self._bn(blk.bn1, self._conv(W, p + "conv1.weight", out, stride), update_stats)
+                    self._bn(blk.bn1, self._conv(w, p + "conv1.weight", out, stride), update_stats)
                 )
-                x = self._bn(blk.bn2, self._conv(W, p + "conv2.weight", out), update_stats) + short
+                x = self._bn(blk.bn2, self._conv(w, p + "conv2.weight", out), update_stats) + short
             feat = F.adaptive_avg_pool2d(F.relu(x), 1)
         feat = feat.view(x.shape[0], self.M, -1)
         logits = torch.einsum("bmc,mkc->bmk", feat, self.head_w)

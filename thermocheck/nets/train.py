@@ -30,7 +30,11 @@ from thermocheck.nets.stacked import StackedNet, per_model_loss, sgd_step_
 from thermocheck.record import GridSpec, Recorder, noise_from_gradients
 from thermocheck.states import State, StateGrid
 
-__all__ = ["GridConfig", "Trainer", "intra_op_threads", "set_precision"]
+__all__ = ["COMPILE_MODES", "GridConfig", "Trainer", "intra_op_threads", "set_precision"]
+
+#: ``torch.compile`` modes for ``GridConfig.compile`` (None: eager). ``reduce-overhead`` adds CUDA
+#: graphs on a GPU.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 _NOISE_SALT = 0x5DEECE66D
 
@@ -72,6 +76,7 @@ class GridConfig:
     dtype: str = "float32"  # or "float64"
     tf32: bool = False
     deterministic: bool = False
+    compile: str | None = None  # a torch.compile mode for the training step's forward and backward
     checkpoint: str | None = None
     checkpoint_every: int = 0
     progress: bool = False
@@ -81,6 +86,8 @@ class GridConfig:
         theory.check_protocol(self.protocol)
         check_choice("model", self.model, ARCHITECTURES)
         check_choice("dtype", self.dtype, ("float32", "float64"))
+        if self.compile is not None:
+            check_choice("compile", self.compile, COMPILE_MODES)
         if self.iters < 4 * self.every:
             raise InvalidParameterError(f"iters={self.iters} must be >= 4 * every={4 * self.every}")
 
@@ -109,14 +116,19 @@ def intra_op_threads(threads: int | None) -> Iterator[None]:
 
 
 def set_precision(*, tf32: bool, deterministic: bool) -> dict[str, Any]:
-    """Set TF32 and determinism flags (TF32 off by default: NETS_DESIGN §8); return them."""
+    """Set TF32 and determinism flags (TF32 off by default: NETS_DESIGN §8); return them.
+
+    cuDNN's autotuner (``cudnn.benchmark``) is on unless ``deterministic``: the step's shapes
+    never change, and cuDNN's heuristics are known to pick slow kernels for grouped convolutions
+    (NETS_DESIGN §3), which the autotuner avoids by timing the candidates once per shape.
+    """
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.benchmark = not deterministic
     torch.use_deterministic_algorithms(deterministic)
-    return {"tf32": tf32, "deterministic": deterministic}
+    return {"tf32": tf32, "deterministic": deterministic, "cudnn_benchmark": not deterministic}
 
 
 class Trainer:
@@ -147,6 +159,8 @@ class Trainer:
             for h in self.hp
         ]
         self.net = StackedNet(modules).to(self.device, self.dtype)
+        self._train_loss = self._losses if c.compile is None else torch.compile(
+            self._losses, mode=c.compile, fullgraph=True, dynamic=False)
         self.W = self.net.initial_weights().to(self.device, self.dtype)
         self.P = self.net.P
         names = ("lr", "wd", "elr", "radius")
@@ -180,12 +194,21 @@ class Trainer:
         x = self.data.x[idx]
         return x.reshape(x.shape[0], -1, *x.shape[3:]), self.data.y[idx]
 
+    def _losses(self, W: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                update_stats: bool) -> torch.Tensor:
+        return per_model_loss(self.net.forward(W, x, update_stats=update_stats), y)
+
     def loss_grad(
         self, x: torch.Tensor, y: torch.Tensor, *, update_stats: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-model losses ``[M]`` and gradients ``[M, P]`` at the current ``W``."""
+        """Per-model losses ``[M]`` and gradients ``[M, P]`` at the current ``W``.
+
+        Training steps (``update_stats``) go through the compiled function when
+        ``config.compile`` is set; measurement passes, whose batch shapes vary, stay eager.
+        """
         W = self.W.detach().requires_grad_(True)
-        loss = per_model_loss(self.net.forward(W, x, update_stats=update_stats), y)
+        losses = self._train_loss if update_stats else self._losses
+        loss = losses(W, x, y, update_stats)
         (G,) = torch.autograd.grad(loss.sum(), W)
         return loss.detach(), G
 
