@@ -9,10 +9,20 @@ from collections.abc import Callable
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from thermocheck.nets import GridConfig, Trainer, make_model, synthetic
+from thermocheck.nets import (
+    Dataset,
+    FunctionalStack,
+    GridConfig,
+    ScaleInvarianceError,
+    StackedNet,
+    Trainer,
+    make_model,
+    synthetic,
+)
 from thermocheck.nets.data import batch_indices
-from thermocheck.nets.models import trainable_vector
+from thermocheck.nets.models import rescaled_copy, trainable_vector
 
 pytestmark = [pytest.mark.fast, pytest.mark.usefixtures("one_thread")]
 
@@ -45,19 +55,21 @@ def _config(protocol: str, **kw: object) -> GridConfig:
     return GridConfig(**{**base, **kw})  # type: ignore[arg-type]
 
 
-def _loop(trainer: Trainer, steps: int) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+def _loop(
+    trainer: Trainer, steps: int, user_model: nn.Module | None = None
+) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
     """The same grid trained one nn.Module at a time (the oracle): per-model batches from the same
-    counter-based streams, autograd on the module, the protocol update written out per protocol."""
+    counter-based streams, autograd on the module, the protocol update written out per protocol.
+    The modules are the config's model, or copies of ``user_model``."""
     c = trainer.config
     sphere = c.protocol == "fixed_sphere"
     rows, bufs = [], []
     for m, hp in enumerate(trainer.hp):
-        model = make_model(
-            c.model,
-            c.width,
-            in_channels=1,
-            dtype=torch.float64,
-            init_radius=hp["radius"] if sphere else 1.0,
+        radius = hp["radius"] if sphere else 1.0
+        model = (
+            make_model(c.model, c.width, in_channels=1, dtype=torch.float64, init_radius=radius)
+            if user_model is None
+            else rescaled_copy(user_model, radius)
         )
         params = [p for p in model.parameters() if p.requires_grad]
         for step in range(steps):
@@ -119,6 +131,69 @@ def test_compiled_step_equals_eager_float64() -> None:
     assert err <= 1e-12, f"compiled vs eager relative error {err:.3g} after 4 steps"
     for a, b in zip(compiled.net.buffers(), eager.net.buffers(), strict=True):
         assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+class _ScaleInvariantMLP(nn.Module):
+    """A user's model: bias-free linear layers, each followed by BatchNorm1d(affine=False), and a
+    frozen head; optionally an affine last BatchNorm, which breaks scale invariance."""
+
+    def __init__(self, features: int = 64, hidden: int = 6, affine: bool = False) -> None:
+        super().__init__()
+        torch.manual_seed(5)
+        self.body = nn.Sequential(
+            nn.Linear(features, hidden, bias=False), nn.BatchNorm1d(hidden, affine=False),
+            nn.ReLU(), nn.Linear(hidden, hidden, bias=False), nn.BatchNorm1d(hidden, affine=affine),
+            nn.ReLU(),
+        )
+        self.head = nn.Linear(hidden, 10)
+        self.head.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def _flat(n: int = 64) -> Dataset:
+    data = synthetic(n, seed=4)
+    return Dataset("flat", data.x.flatten(1), data.y, data.num_classes)
+
+
+@pytest.mark.parametrize("protocol", list(AXES))
+def test_users_model_stacked_equals_loop_float64(protocol: str) -> None:
+    mlp = _ScaleInvariantMLP().double()
+    trainer = Trainer(_config(protocol), data=_flat(), model=mlp)
+    assert isinstance(trainer.net, FunctionalStack)
+    for _ in range(10):
+        trainer.train_step()
+    W_loop, bufs = _loop(trainer, 10, user_model=mlp)
+    err = float(((trainer.W - W_loop).norm(dim=1) / W_loop.norm(dim=1)).max())
+    assert err <= 1e-12, f"users' model stacked vs loop relative error {err:.3g} [{protocol}]"
+    for m in range(trainer.M):
+        float_buffers = [b for b in trainer.net.model_buffers(m) if b.is_floating_point()]
+        for a, b in zip(float_buffers, bufs[m], strict=True):
+            assert torch.allclose(a, b, rtol=1e-12, atol=1e-14)
+    assert trainer.states(entropy=False)[0].extra["model"] == "_ScaleInvariantMLP"
+
+
+def test_functional_stack_equals_the_grouped_convnet_float64() -> None:
+    modules = [make_model("convnet", 2, in_channels=1, dtype=torch.float64, init_radius=r)
+               for r in (0.5, 1.0, 2.0)]
+    grouped, functional = StackedNet(modules), FunctionalStack(modules)
+    W = grouped.initial_weights().requires_grad_(True)
+    x = synthetic(16, seed=6).x.double().repeat(1, 3, 1, 1)
+    a, b = grouped.forward(W, x), functional.forward(W, x)
+    assert torch.allclose(a, b, rtol=1e-12, atol=1e-13)
+    (ga,) = torch.autograd.grad(a.square().sum(), W)
+    (gb,) = torch.autograd.grad(b.square().sum(), W)
+    assert torch.allclose(ga, gb, rtol=1e-11, atol=1e-13)
+    for i, (mean, var) in enumerate(zip(grouped.bn_mean, grouped.bn_var, strict=True)):
+        for mine, name in ((mean, "running_mean"), (var, "running_var")):
+            theirs = functional.stacked_buffers[f"bns.{i}.{name}"].reshape(-1)
+            assert torch.allclose(mine, theirs, rtol=1e-12, atol=1e-14)
+
+
+def test_a_users_model_that_is_not_scale_invariant_is_refused() -> None:
+    with pytest.raises(ScaleInvarianceError, match=r"body\.4\.weight"):
+        Trainer(_config("fixed_lr"), data=_flat(), model=_ScaleInvariantMLP(affine=True).double())
 
 
 def test_sphere_keeps_the_radius() -> None:

@@ -2,7 +2,7 @@
 
 Loads ``states.json`` beside this file when it exists (written by ``train.py``); otherwise runs
 ``train.py`` into a temporary folder first, so CI checks both the training script and the laws
-(about 25 s on 2 CPU cores).
+(about 25 s on 2 CPU cores). The last test hands the same model to thermocheck's grid trainer.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -22,15 +23,21 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def grid(tmp_path_factory: pytest.TempPathFactory) -> StateGrid:
+def train() -> ModuleType:
+    """The example's ``train.py`` as a module."""
+    pytest.importorskip("sklearn")
+    spec = importlib.util.spec_from_file_location("user_model_train", HERE / "train.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory: pytest.TempPathFactory, train: ModuleType) -> StateGrid:
     path = HERE / "states.json"
     if not path.is_file():
-        pytest.importorskip("sklearn")
-        spec = importlib.util.spec_from_file_location("user_model_train", HERE / "train.py")
-        assert spec is not None and spec.loader is not None
-        train = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = train  # dataclasses look their module up there
-        spec.loader.exec_module(train)
         path = train.main(tmp_path_factory.mktemp("user_model") / "states.json")
     return StateGrid.load(path)
 
@@ -41,3 +48,12 @@ def test_ideal_gas(grid: StateGrid) -> None:
 
 def test_maxwell(grid: StateGrid) -> None:
     laws.maxwell(grid).assert_passed(allow_inconclusive=True)
+
+
+def test_the_same_model_on_the_grid_trainer(train: ModuleType) -> None:
+    """The user's model through thermocheck's stacked trainer (about 7 s): the same laws hold."""
+    stacked = train.train_grid_at_once(train.Config())
+    assert stacked.substrate == "net" and stacked[0].extra["model"] == "Sequential"
+    laws.ideal_gas(stacked, corrected=True).assert_passed()
+    laws.maxwell(stacked, entropy_samples=train.Config().queue_size).assert_passed(
+        allow_inconclusive=True)

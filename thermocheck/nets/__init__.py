@@ -3,8 +3,9 @@
 Models (:class:`ConvNet`, :class:`PreActResNet18`, :func:`make_model`), the numerical check
 :func:`check_scale_invariance` for any ``nn.Module``, datasets (:func:`load_cifar`,
 :func:`load_digits`, :func:`synthetic`), the stacked grid trainer (:class:`StackedNet`,
-:class:`Trainer`, :class:`GridConfig`) and the entry points :func:`run_grid` and
-:func:`cli_verify`. Measurements go through :class:`thermocheck.record.Recorder`.
+:class:`Trainer`, :class:`GridConfig`; a user's own module is stacked by :class:`FunctionalStack`)
+and the entry points :func:`run_grid` and :func:`cli_verify`. Measurements go through
+:class:`thermocheck.record.Recorder`.
 """
 
 from thermocheck.nets.data import (
@@ -15,6 +16,7 @@ from thermocheck.nets.data import (
     load_digits,
     synthetic,
 )
+from thermocheck.nets.functional import FunctionalStack
 from thermocheck.nets.models import (
     ConvNet,
     PreActResNet18,
@@ -31,6 +33,7 @@ __all__ = [
     "ConvNet",
     "Dataset",
     "DatasetUnavailableError",
+    "FunctionalStack",
     "GridConfig",
     "PreActResNet18",
     "ScaleInvarianceError",

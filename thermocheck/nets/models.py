@@ -7,6 +7,7 @@ when all trainable weights are scaled: ``L(αw) = L(w)`` (THEORY §1). The last 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import torch
@@ -22,6 +23,7 @@ __all__ = [
     "ScaleInvarianceError",
     "check_scale_invariance",
     "make_model",
+    "rescaled_copy",
     "trainable_vector",
 ]
 
@@ -159,14 +161,27 @@ def make_model(
     torch.manual_seed(init_seed)
     cls = ConvNet if arch == "convnet" else PreActResNet18
     model = cls(k, num_classes, in_channels, bn_eps).to(dtype)
-    scale = init_radius / trainable_vector(model).norm()
-    for p in model.parameters():
-        if p.requires_grad:
-            p.mul_(scale)
+    _rescale_(model, init_radius)
     gen = torch.Generator().manual_seed(head_seed)
     head = torch.randn(model.head.weight.shape, generator=gen, dtype=dtype)
     model.head.weight.copy_(head * (head_norm / head.norm()))
     return model
+
+
+@torch.no_grad()
+def _rescale_(model: nn.Module, radius: float) -> None:
+    """In place: the trainable weights rescaled jointly to ``‖w‖ = radius``."""
+    scale = radius / trainable_vector(model).norm()
+    for p in model.parameters():
+        if p.requires_grad:
+            p.mul_(scale)
+
+
+def rescaled_copy(model: nn.Module, radius: float) -> nn.Module:
+    """A deep copy of ``model`` whose trainable weights are rescaled jointly to ``‖w‖ = radius``."""
+    copied = copy.deepcopy(model)
+    _rescale_(copied, radius)
+    return copied
 
 
 def _param_groups(model: nn.Module) -> list[tuple[str, nn.Parameter]]:

@@ -21,11 +21,18 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from thermocheck import theory
 from thermocheck.errors import InvalidParameterError, check_choice
 from thermocheck.nets.data import Dataset, batch_indices, load_dataset, point_key
-from thermocheck.nets.models import ARCHITECTURES, make_model
+from thermocheck.nets.functional import FunctionalStack
+from thermocheck.nets.models import (
+    ARCHITECTURES,
+    check_scale_invariance,
+    make_model,
+    rescaled_copy,
+)
 from thermocheck.nets.stacked import StackedNet, per_model_loss, sgd_step_
 from thermocheck.record import GridSpec, Recorder, noise_from_gradients
 from thermocheck.states import State, StateGrid
@@ -134,7 +141,14 @@ def set_precision(*, tf32: bool, deterministic: bool) -> dict[str, Any]:
 class Trainer:
     """Stacked training of one :class:`GridConfig`; :meth:`run` then :meth:`states`."""
 
-    def __init__(self, config: GridConfig, data: Dataset | None = None) -> None:
+    def __init__(
+        self,
+        config: GridConfig,
+        data: Dataset | None = None,
+        *,
+        model: nn.Module | None = None,
+        invariance_rtol: float = 1e-3,
+    ) -> None:
         self.config = c = config
         self.flags = set_precision(tf32=c.tf32, deterministic=c.deterministic)
         self.dtype = torch.float64 if c.dtype == "float64" else torch.float32
@@ -143,22 +157,23 @@ class Trainer:
         self.data = data.to(self.device, self.dtype)
         self.hp = c.points()
         self.M = len(self.hp)
-        sphere = c.protocol == "fixed_sphere"
-        modules = [
-            make_model(
-                c.model,
-                c.width,
-                num_classes=data.num_classes,
-                in_channels=data.in_channels,
-                init_seed=c.init_seed,
-                head_seed=c.head_seed,
-                head_norm=c.head_norm,
-                dtype=self.dtype,
-                init_radius=h["radius"] if sphere else c.init_radius,
-            )
-            for h in self.hp
-        ]
-        self.net = StackedNet(modules).to(self.device, self.dtype)
+        radii = [h["radius"] if c.protocol == "fixed_sphere" else c.init_radius for h in self.hp]
+        self.model_name = c.model if model is None else type(model).__name__
+        self.net: StackedNet | FunctionalStack
+        if model is None:
+            self.net = StackedNet([
+                make_model(c.model, c.width, num_classes=data.num_classes,
+                           in_channels=data.in_channels, init_seed=c.init_seed,
+                           head_seed=c.head_seed, head_norm=c.head_norm, dtype=self.dtype,
+                           init_radius=r)
+                for r in radii
+            ])
+        else:
+            model = model.to(self.dtype)
+            sample = (data.x[: c.batch_size].to(self.dtype), data.y[: c.batch_size])
+            check_scale_invariance(model, sample, rtol=invariance_rtol)
+            self.net = FunctionalStack([rescaled_copy(model, r) for r in radii])
+        self.net.to(self.device, self.dtype)
         self._train_loss = self._losses if c.compile is None else torch.compile(
             self._losses, mode=c.compile, fullgraph=True, dynamic=False)
         self.W = self.net.initial_weights().to(self.device, self.dtype)
@@ -234,7 +249,7 @@ class Trainer:
         for lo in range(0, n, self.config.chunk):
             xb = self.data.x[lo : lo + self.config.chunk]
             yb = self.data.y[lo : lo + self.config.chunk]
-            x = xb.repeat(1, self.M, 1, 1)
+            x = xb.repeat(1, self.M, *[1] * (xb.dim() - 2))
             _, g = self.loss_grad(x, yb[:, None].expand(-1, self.M), update_stats=False)
             G += g * (xb.shape[0] / n)
         return G
@@ -305,8 +320,8 @@ class Trainer:
         """The grid's measured states (``substrate="net"``, ``energy_is_loss=False``)."""
         c = self.config
         extra = {
-            "model": c.model,
-            "width": c.width,
+            "model": self.model_name,
+            "width": c.width if self.model_name == c.model else None,
             "dataset": self.data.name,
             "iters": self.step,
             "batch_size": c.batch_size,
