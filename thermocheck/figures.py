@@ -382,12 +382,54 @@ def entropy_figure(grid: StateGrid) -> _Drawn | None:
     return _Drawn(fig, title, caption)
 
 
+# -- gradient noise across the grid ----------------------------------------------------------------
+def noise_figure(grid: StateGrid) -> _Drawn | None:
+    """σ² and the noise covariance's effective rank over d − 1 against log x, one line per y
+    (grids with noise measurements only: networks and users' loops)."""
+    states = _states(grid, "sigma2")
+    if states is None or any(s.extra.get("eff_rank_over_d") is None for s in states):
+        return None
+    from matplotlib import cm
+
+    fig = _new_figure(2)
+    axes = list(fig.subplots(1, 2))
+    along, fixed = grid.axes
+    groups: dict[float, list[State]] = {}
+    for s in states:
+        groups.setdefault(getattr(s, fixed), []).append(s)
+    keys = sorted(groups)
+    for n, key in enumerate(keys):
+        line = sorted(groups[key], key=lambda s: getattr(s, along))
+        x = np.array([getattr(s, along) for s in line])
+        colour = cm.viridis(n / max(len(keys) - 1, 1))
+        label = f"{_SYMBOL[fixed]} = {key:.2g}"
+        axes[0].errorbar(x, [s.require("sigma2").value for s in line],
+                         yerr=[s.require("sigma2").stderr for s in line], fmt="o-", ms=3, lw=1,
+                         color=colour, label=label)
+        axes[1].plot(x, [s.extra["eff_rank_over_d"] for s in line], "o-", ms=3, lw=1,
+                     color=colour, label=label)
+    for ax, ylabel in zip(axes, ("σ² = Tr Σ / (d − 1)", "effective rank / (d − 1)"), strict=True):
+        _log_axis(ax, "x", np.array([getattr(s, along) for s in states]))
+        ax.set_xlabel(LABELS[along])
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
+    axes[0].set_yscale("log")
+    title = f"Gradient noise across the grid ({_title(grid)})"
+    _suptitle(fig, title)
+    caption = ("Left: the noise scale σ² of each stationary state, which sets the temperature; "
+               "error bars: one standard error. Right: the participation ratio (Tr Σ)²/Tr(Σ²) of "
+               "the gradient-noise covariance over d − 1, from the measured minibatch deviations: "
+               "1 for isotropic noise, as the simulator assumes; networks sit far below.")
+    return _Drawn(fig, title, caption)
+
+
 #: Every figure, by kind, in the order they appear in a report.
 FIGURES: dict[str, Callable[[StateGrid], _Drawn | None]] = {
     "thermo": thermo_figure,
     "state_equation": state_equation_figure,
     "potential": potential_figure,
     "entropy": entropy_figure,
+    "noise": noise_figure,
 }
 
 

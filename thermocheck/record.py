@@ -904,9 +904,10 @@ class Recorder:
             return _estimate(x) if x.size >= MIN_BATCHES else _spread(x)
 
         grad_sq, s2 = mean(series("grad_sq")), mean(series("sigma2"))
-        rank = float(series("rank_num").sum() / max(series("rank_den").sum(), 1e-300))
+        den = float(series("rank_den").sum())  # 0 when measurements had < 2 deviations each
+        rank = float(series("rank_num").sum()) / den if den > 0 else None
         info.update(sigma2_measured=s2.value, sigma2_measured_stderr=s2.stderr, eff_rank=rank,
-                    eff_rank_over_d=rank / (self.d - 1))
+                    eff_rank_over_d=None if rank is None else rank / (self.d - 1))
         history = np.array([e.sigma2[m] for _, e in self._noise])
         info["noise_collapsed"] = bool(history[-1] < 1e-6 * history.max())
         return Estimate(max(grad_sq.value, 0.0), grad_sq.stderr, grad_sq.n), info

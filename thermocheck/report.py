@@ -26,6 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from thermocheck.diagnostics import diagnostics_markdown
 from thermocheck.errors import InvalidParameterError
 from thermocheck.results import VERDICTS, LawResult, Verdict, _clean, _excess
 
@@ -315,6 +316,9 @@ def _markdown(results: Sequence[LawResult], summary: Mapping[str, Any], meta: Ma
     for r in sorted(results, key=lambda r: _SEVERITY.index(r.verdict)):
         lines += _law_section(r, next((key for key, grid in grids.items()
                                        if key in figures and _grid_matches(grid, r)), None))
+    tables = [line for key, grid in grids.items() for line in diagnostics_markdown(grid, key)]
+    if tables:
+        lines += ["## Diagnostics", "", *tables]
     if figures or figure_errors:
         lines += ["## Figures", ""]
     for key, figs in figures.items():

@@ -19,8 +19,9 @@ Presets (``PRESETS``):
 
 Every preset measures the noise the same way (:mod:`thermocheck.record`): the per-step
 unit-radius gradient norm for the trace, and small noise measurements (the step's own gradient
-and one more, every 5–10 steps) for ``E‖∇L(w̄)‖²``, except that ``paper`` takes the paper's
-measurement for the latter (1000 minibatches around the full-batch gradient every 20 000 steps).
+and three more, every 15–20 steps) for ``E‖∇L(w̄)‖²`` and the effective rank of the noise
+covariance (two independent deviations per measurement at least), except that ``paper`` takes the
+paper's measurement (1000 minibatches around the full-batch gradient every 20 000 steps).
 ``paper``
     The paper's ConvNet k = 8 on CIFAR-10 (Table 3 grids, 10⁶ iterations, queue 4000). Not meant
     to be run here: the reference code needs 2–9 GPU-hours per grid point (≈ 200–850 GPU-hours per
@@ -70,8 +71,8 @@ _TINY = dict(
     burn_in=0.5,
     queue_size=150,
     queue_every=10,
-    noise_every=5,
-    noise_samples=2,
+    noise_every=15,
+    noise_samples=4,
     log_every=500,
     threads=1,
 )
@@ -83,8 +84,8 @@ _GPU = dict(
     every=25,
     burn_in=0.5,
     queue_every=25,
-    noise_every=10,
-    noise_samples=2,
+    noise_every=20,
+    noise_samples=4,
     log_every=2500,
     device="cuda",
 )
