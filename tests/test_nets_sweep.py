@@ -103,3 +103,17 @@ def test_a_shard_resumes_from_its_checkpoint_and_then_removes_it(
     for s, t in zip(resumed.grid, uninterrupted.grid, strict=True):
         assert s.sq_norm is not None and t.sq_norm is not None
         assert s.sq_norm.value == t.sq_norm.value
+
+
+def test_verify_net_without_cifar_says_where_the_files_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("THERMOCHECK_DATA_DIR", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["verify", "--substrate", "net", "--preset", "paper", "--device", "cpu",
+                  "--cache", str(tmp_path / "cache")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "cifar-10-batches-py" in err and "--data-dir" in err
+    assert not (tmp_path / "cache").exists()  # nothing started

@@ -164,6 +164,7 @@ def test_failed_shard_leaves_points_missing_and_a_rerun_resumes(
     assert len(broken.grid) == 9
     assert len(broken.errors) == 1 and "RuntimeError: device lost" in broken.errors[0]
     assert "local: shards 0 pending · 0 running · 3 done · 1 failed (of 4)" in progress.getvalue()
+    assert "failed: RuntimeError: device lost" in progress.getvalue()
     monkeypatch.setattr(sys.modules[__name__], "DEVICE_LOST", False)
     CALLS.clear()
     resumed = _run(tmp_path, spec=_spec(flaky_runner), shard_size=3)

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from thermocheck._argtypes import int_at_least
-from thermocheck.errors import InvalidParameterError
+from thermocheck.errors import InvalidParameterError, ThermocheckError
 
 __all__ = ["build_parser", "main"]
 
@@ -80,7 +80,10 @@ def _run_net(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if cli_verify is None:
         parser.error("--substrate net is not available: thermocheck.nets has no cli_verify "
                      "in this installation; use --substrate isotropic")
-    return int(cli_verify(args))
+    try:
+        return int(cli_verify(args))
+    except ThermocheckError as err:  # an invalid value, a dataset that is not there
+        parser.error(str(err))
 
 
 def _verify(args: argparse.Namespace, argv: Sequence[str]) -> int:

@@ -28,6 +28,7 @@ __all__ = [
     "Dataset",
     "DatasetUnavailableError",
     "batch_indices",
+    "check_available",
     "load_cifar",
     "load_dataset",
     "load_digits",
@@ -76,13 +77,9 @@ def _normalise(x: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -
     return (t - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
 
 
-def load_cifar(name: str = "cifar10", data_dir: str | Path = ".", *, train: bool = True) -> Dataset:
-    """CIFAR-10/100 from the python-pickle files, normalised with :data:`CIFAR_STATS` (no
-    augmentation).
-
-    Looks for ``data_dir/cifar-10-batches-py/data_batch_1..5, test_batch`` or
-    ``data_dir/cifar-100-python/train, test`` (the layout of the official tarballs).
-    """
+def _cifar_files(name: str, data_dir: str | Path, train: bool) -> tuple[Path, list[str], bytes]:
+    """The CIFAR folder, its files and label key; raises :class:`DatasetUnavailableError` saying
+    where to put them when any is missing."""
     check_choice("dataset", name, tuple(CIFAR_STATS))
     folder = Path(data_dir) / ("cifar-10-batches-py" if name == "cifar10" else "cifar-100-python")
     if name == "cifar10":
@@ -102,6 +99,34 @@ def load_cifar(name: str = "cifar10", data_dir: str | Path = ".", *, train: bool
             f"appears there) "
             f"and pass --data-dir {data_dir} (or set {DATA_DIR_VARIABLE})"
         )
+    return folder, files, label_key
+
+
+def check_available(name: str, data_dir: str | Path | None = None) -> None:
+    """Raise :class:`DatasetUnavailableError` (saying what to do) when :func:`load_dataset` could
+    not load ``name``: missing CIFAR files, or digits without scikit-learn. Cheap: reads nothing."""
+    check_choice("dataset", name, DATASETS)
+    if name == "digits":
+        try:
+            import sklearn  # noqa: F401
+        except ImportError:
+            raise DatasetUnavailableError(_NO_SKLEARN) from None
+    elif name in CIFAR_STATS:
+        _cifar_files(name, _data_dir(data_dir), train=True)
+
+
+def _data_dir(data_dir: str | Path | None) -> str | Path:
+    return data_dir if data_dir is not None else os.environ.get(DATA_DIR_VARIABLE) or "."
+
+
+def load_cifar(name: str = "cifar10", data_dir: str | Path = ".", *, train: bool = True) -> Dataset:
+    """CIFAR-10/100 from the python-pickle files, normalised with :data:`CIFAR_STATS` (no
+    augmentation).
+
+    Looks for ``data_dir/cifar-10-batches-py/data_batch_1..5, test_batch`` or
+    ``data_dir/cifar-100-python/train, test`` (the layout of the official tarballs).
+    """
+    folder, files, label_key = _cifar_files(name, data_dir, train)
     xs, ys = [], []
     for f in files:
         with open(folder / f, "rb") as fh:
@@ -113,17 +138,17 @@ def load_cifar(name: str = "cifar10", data_dir: str | Path = ".", *, train: bool
     return Dataset(name, x, torch.from_numpy(np.concatenate(ys)), 10 if name == "cifar10" else 100)
 
 
+_NO_SKLEARN = ("the digits dataset needs scikit-learn: pip install 'thermocheck[nets]' (or "
+               "scikit-learn), or use dataset='synthetic'")
+
+
 def load_digits() -> Dataset:
     """scikit-learn's handwritten digits (1797 × 1 × 8 × 8, values 0–16), standardised to mean 0,
     std 1 over all pixels. Offline: the data ship inside scikit-learn."""
     try:
         from sklearn.datasets import load_digits as _load
     except ImportError:
-        raise DatasetUnavailableError(
-            "the digits dataset needs scikit-learn: pip install 'thermocheck[nets]' "
-            "(or scikit-learn), "
-            "or use dataset='synthetic'"
-        ) from None
+        raise DatasetUnavailableError(_NO_SKLEARN) from None
     bunch = _load()
     x = bunch.images.astype(np.float32)[:, None]
     x = (x - x.mean()) / x.std()
@@ -164,9 +189,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, seed: int = 0
         return load_digits()
     if name == "synthetic":
         return synthetic(seed=seed)
-    if data_dir is None:
-        data_dir = os.environ.get(DATA_DIR_VARIABLE) or "."
-    return load_cifar(name, data_dir)
+    return load_cifar(name, _data_dir(data_dir))
 
 
 # -- counter-based batch streams -------------------------------------------------------------------

@@ -229,7 +229,7 @@ def cli_verify(args: Any) -> int:
     back, and ``--executor slurm`` trains the shards as jobs. ``args.dim`` does not apply: a
     network's d is fixed by its architecture.
     """
-    from thermocheck.nets.data import DATA_DIR_VARIABLE
+    from thermocheck.nets.data import DATA_DIR_VARIABLE, check_available
     from thermocheck.nets.substrate import sweep_spec
     from thermocheck.report import print_outcome, write_report
     from thermocheck.sweep import run_sweeps, sweep_options
@@ -250,6 +250,8 @@ def cli_verify(args: Any) -> int:
     notes = ["--dim ignored: a network's d is set by its architecture"] if getattr(
         args, "dim", None) else []
     configs = {p: preset_config(preset, p, **overrides) for p in protocols}
+    for dataset in {c.dataset for c in configs.values()}:
+        check_available(dataset)  # before any job starts: say where the files go
     quiet = getattr(args, "quiet", False)
     sweeps = run_sweeps([sweep_spec(c) for c in configs.values()],
                         progress=getattr(args, "progress", True) and not quiet,

@@ -102,6 +102,10 @@ def run_sweeps(
     for owner, outcome in zip(owners, outcomes, strict=True):
         if outcome.status == "failed":
             errors[owner].append(outcome.error)
+            if stream is not None:
+                last = outcome.error.strip().splitlines()[-1:] or ["(no message)"]
+                print(f"sweep: a shard of {specs[owner].describe()} failed: {last[0]}",
+                      file=stream, flush=True)
     return [assemble(spec, store, tuple(errs)) for spec, errs in zip(specs, errors, strict=True)]
 
 
