@@ -5,8 +5,8 @@
 # (2) bench_compiled: M = 95 eager and through torch.compile (default, and reduce-overhead = CUDA
 #     graphs), against the loop, in one run;
 # (3) entropy timing (N = 4000, d = 97 200); (4) the Recorder's overhead on a user's loop;
-# (5) the gpu-short preset (5x5 grids, ConvNet k=8 on digits: fixed LR at batch 128, fixed ELR at
-#     batch 16) through `thermocheck verify --substrate net`.
+# (5) the gpu-short preset (5x5 grids, ConvNet k=8 on digits, batch 16, fixed LR and fixed ELR)
+#     through `thermocheck verify --substrate net`.
 # Each part runs under its own timeout and records its errors; one failure never stops the others.
 # Results go to $OUT (default ./gpu-out). Needs no optional extras: PYTHONPATH=. is enough.
 set -u
