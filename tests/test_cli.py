@@ -212,3 +212,9 @@ def test_default_run_passes_every_law_somewhere(tmp_path: Path) -> None:
     assert passed == set(laws.ALL), (
         f"laws that pass on no protocol: {sorted(set(laws.ALL) - passed)}; see {path}/report.md")
     assert report.exit_code == 0, "\n".join(r.explain() for r in results if r.verdict == "failed")
+
+
+def test_compile_modes_match_the_trainers() -> None:
+    from thermocheck.nets.train import COMPILE_MODES
+
+    assert cli.COMPILE_MODES == COMPILE_MODES

@@ -22,6 +22,9 @@ PROTOCOL_CHOICES = ("fixed_sphere", "fixed_elr", "fixed_lr", "all")
 #: ``quick`` and ``paper`` serve both substrates; the others are network presets
 #: (``thermocheck.nets.PRESETS``).
 PRESET_CHOICES = ("quick", "paper", "cpu-tiny", "gpu-short", "gpu-nightly")
+#: ``torch.compile`` modes (``thermocheck.nets.train.COMPILE_MODES``, kept here so that the
+#: parser does not import torch).
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     nets.add_argument("--device", default=None, help="torch device, e.g. cuda or cpu")
     nets.add_argument("--iters", type=int_at_least(1, "iters"), default=None,
                       help="training iterations per model (default: the preset's)")
+    nets.add_argument("--compile", choices=COMPILE_MODES, default=None, metavar="MODE",
+                      help="run the training step through torch.compile in this mode ("
+                           + ", ".join(COMPILE_MODES) + "); default: eager")
     from thermocheck.sweep import add_sweep_arguments
 
     add_sweep_arguments(verify)

@@ -223,11 +223,11 @@ def cli_verify(args: Any) -> int:
 
     Reads ``args.protocol`` (a protocol or ``"all"``), ``args.preset`` (``quick``, the default,
     means ``cpu-tiny``), ``args.out``, ``args.seed``, the optional ``args.model``,
-    ``args.dataset``, ``args.data_dir``, ``args.device``, ``args.iters``, and the sweep options
-    (:func:`thermocheck.sweep.add_sweep_arguments`): the grids run as sweeps on the ``net``
-    substrate (:mod:`thermocheck.nets.substrate`), so their points are cached, a rerun reads them
-    back, and ``--executor slurm`` trains the shards as jobs. ``args.dim`` does not apply: a
-    network's d is fixed by its architecture.
+    ``args.dataset``, ``args.data_dir``, ``args.device``, ``args.iters``, ``args.compile``, and the
+    sweep options (:func:`thermocheck.sweep.add_sweep_arguments`): the grids run as sweeps on the
+    ``net`` substrate (:mod:`thermocheck.nets.substrate`), so their points are cached, a rerun
+    reads them back, and ``--executor slurm`` trains the shards as jobs. ``args.dim`` does not
+    apply: a network's d is fixed by its architecture.
     """
     from thermocheck.nets.data import DATA_DIR_VARIABLE, check_available
     from thermocheck.nets.substrate import sweep_spec
@@ -242,7 +242,7 @@ def cli_verify(args: Any) -> int:
     protocols = PRESETS[preset].default_protocols if protocol in (None, "all") else (protocol,)
     overrides = {
         k: getattr(args, k, None)
-        for k in ("model", "dataset", "device", "seed", "iters")
+        for k in ("model", "dataset", "device", "seed", "iters", "compile")
     }
     if getattr(args, "data_dir", None):
         os.environ[DATA_DIR_VARIABLE] = str(Path(args.data_dir).resolve())
