@@ -28,7 +28,7 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -126,6 +126,19 @@ def _vmf_parameters(states: list[State]) -> tuple[float, float] | None:
               for s in states if s.energy_is_loss and s.extra.get("loss") == "linear"}
     linear = all(s.energy_is_loss and s.extra.get("loss") == "linear" for s in states)
     return params.pop() if linear and len(params) == 1 else None
+
+
+def _lines(states: list[State], along: str, fixed: str) -> list[tuple[float, Any, list[State]]]:
+    """The states grouped by the value of ``fixed`` (increasing), each group sorted along
+    ``along``, with a viridis colour per group (dark to light)."""
+    from matplotlib import cm
+
+    groups: dict[float, list[State]] = {}
+    for s in states:
+        groups.setdefault(getattr(s, fixed), []).append(s)
+    keys = sorted(groups)
+    return [(key, cm.viridis(n / max(len(keys) - 1, 1)),
+             sorted(groups[key], key=lambda s: getattr(s, along))) for n, key in enumerate(keys)]
 
 
 def _title(grid: StateGrid) -> str:
@@ -343,27 +356,21 @@ def entropy_figure(grid: StateGrid) -> _Drawn | None:
                      *(() if grid.protocol == "fixed_sphere" else ("mean_radius",)))
     if states is None:
         return None
-    from matplotlib import cm
 
     fig = _new_figure(2)
     axes = list(fig.subplots(1, 2))
     slopes = _reference_slopes(grid.protocol, grid.d)
     pairs = ((grid.axes[0], grid.axes[1]), (grid.axes[1], grid.axes[0]))
     for ax, (along, fixed), (slope, source) in zip(axes, pairs, slopes, strict=True):
-        groups: dict[float, list[State]] = {}
-        for s in states:
-            groups.setdefault(getattr(s, fixed), []).append(s)
-        keys = sorted(groups)
-        for n, key in enumerate(keys):
-            line = sorted(groups[key], key=lambda s: getattr(s, along))
+        lines = _lines(states, along, fixed)
+        for n, (key, colour, line) in enumerate(lines):
             if len(line) < 2:
                 continue
             x = np.log([getattr(s, along) for s in line])
             y = np.array([s.entropy.value for s in line])
-            colour = cm.viridis(n / max(len(keys) - 1, 1))
             ax.errorbar(x, y, yerr=[s.entropy.stderr for s in line], fmt="o-", ms=3, lw=1,
                         color=colour, label=f"measured, {_SYMBOL[fixed]} = {key:.2g}"
-                        if n in (0, len(keys) - 1) else None)
+                        if n in (0, len(lines) - 1) else None)
             ax.plot(x, y.mean() + slope * (x - x.mean()), "--", color=colour, lw=0.8, alpha=0.8,
                     label=f"reference slope {slope:.4g} ({source})" if n == 0 else None)
         ax.set_xlabel(f"ln {LABELS[along]}")
@@ -389,19 +396,12 @@ def noise_figure(grid: StateGrid) -> _Drawn | None:
     states = _states(grid, "sigma2")
     if states is None or any(s.extra.get("eff_rank_over_d") is None for s in states):
         return None
-    from matplotlib import cm
 
     fig = _new_figure(2)
     axes = list(fig.subplots(1, 2))
     along, fixed = grid.axes
-    groups: dict[float, list[State]] = {}
-    for s in states:
-        groups.setdefault(getattr(s, fixed), []).append(s)
-    keys = sorted(groups)
-    for n, key in enumerate(keys):
-        line = sorted(groups[key], key=lambda s: getattr(s, along))
+    for key, colour, line in _lines(states, along, fixed):
         x = np.array([getattr(s, along) for s in line])
-        colour = cm.viridis(n / max(len(keys) - 1, 1))
         label = f"{_SYMBOL[fixed]} = {key:.2g}"
         axes[0].errorbar(x, [s.require("sigma2").value for s in line],
                          yerr=[s.require("sigma2").stderr for s in line], fmt="o-", ms=3, lw=1,
