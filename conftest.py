@@ -1,6 +1,10 @@
 """Root conftest: the thermocheck plugin (registered through ``pytest11``) does the real work."""
 
+import importlib.util
 import os
+import sys
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -11,3 +15,16 @@ pytest_plugins = ["pytester"]
 def _private_results_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Keep the suite's sweeps out of the user's results cache (and away from stale entries)."""
     os.environ["THERMOCHECK_CACHE_DIR"] = str(tmp_path_factory.mktemp("thermocheck-cache"))
+
+
+@pytest.fixture(scope="session")
+def user_model_example() -> ModuleType:
+    """``examples/user_model/train.py`` as a module: a user's scale-invariant MLP on digits."""
+    pytest.importorskip("sklearn")
+    path = Path(__file__).resolve().parent / "examples" / "user_model" / "train.py"
+    spec = importlib.util.spec_from_file_location("user_model_train", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module

@@ -7,8 +7,6 @@ Loads ``states.json`` beside this file when it exists (written by ``train.py``);
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -23,15 +21,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def train() -> ModuleType:
-    """The example's ``train.py`` as a module."""
-    pytest.importorskip("sklearn")
-    spec = importlib.util.spec_from_file_location("user_model_train", HERE / "train.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+def train(user_model_example: ModuleType) -> ModuleType:
+    """The example's ``train.py`` (the root conftest loads it)."""
+    return user_model_example
 
 
 @pytest.fixture(scope="module")
