@@ -48,10 +48,12 @@ def test_markdown_has_a_row_per_point(grid: StateGrid) -> None:
     assert sum(line.startswith("| 0.") or line.startswith("| 1") for line in lines) == len(grid)
 
 
-def test_the_rank_is_unmeasured_with_one_deviation_per_measurement() -> None:
+def test_the_rank_is_unmeasured_with_one_deviation_per_measurement(tmp_path: Path) -> None:
     grid = _grid(noise_samples=2)  # the step's gradient and one more: a single deviation
     assert all(s.extra["eff_rank"] is None for s in grid)
     assert "| —" in "\n".join(diagnostics_markdown(grid, "g"))
+    made, errors = figures.draw(grid, tmp_path, name="net")  # σ² alone, without the rank panel
+    assert not errors and "noise" in {f.kind for f in made}
 
 
 def test_simulator_grids_have_none() -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from cifar_files import write_cifar
 
 from thermocheck.nets import DatasetUnavailableError, load_cifar, load_digits, synthetic
 from thermocheck.nets.data import CIFAR_STATS, batch_indices, point_key
@@ -15,25 +14,9 @@ from thermocheck.nets.data import CIFAR_STATS, batch_indices, point_key
 pytestmark = pytest.mark.fast
 
 
-def _write_cifar(root: Path, name: str, n: int = 6) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
-    if name == "cifar10":
-        folder = root / "cifar-10-batches-py"
-        files, key = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"], b"labels"
-    else:
-        folder = root / "cifar-100-python"
-        files, key = ["train", "test"], b"fine_labels"
-    folder.mkdir(parents=True)
-    for f in files:
-        with open(folder / f, "wb") as fh:
-            pickle.dump({b"data": data, key: list(range(n))}, fh)
-    return data
-
-
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
 def test_cifar_pickles(tmp_path: Path, name: str) -> None:
-    raw = _write_cifar(tmp_path, name)
+    raw = write_cifar(tmp_path, name)
     ds = load_cifar(name, tmp_path)
     copies = 5 if name == "cifar10" else 1
     assert ds.x.shape == (6 * copies, 3, 32, 32) and ds.y.tolist() == list(range(6)) * copies

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cifar_files import write_cifar
 
 from thermocheck import cli
 from thermocheck.nets import GridConfig, Trainer, synthetic
@@ -38,6 +41,7 @@ def test_the_key_ignores_what_does_not_change_the_numbers() -> None:
     a = sweep_spec(_config())
     b = sweep_spec(_config(threads=2, log_every=7, progress=True, data_dir="/elsewhere"))
     assert a.config(a.points()[0]) == b.config(b.points()[0])
+    assert b.settings == {"threads": 2, "log_every": 7, "data_dir": "/elsewhere"}
     c = sweep_spec(_config(batch_size=16))
     assert c.config(c.points()[0]) != a.config(a.points()[0])
 
@@ -94,11 +98,19 @@ def test_a_shard_resumes_from_its_checkpoint_and_then_removes_it(
     killed.save(workdir / "trainer.pt")
     steps: list[int] = []
     step = Trainer.train_step
-    monkeypatch.setattr(Trainer, "train_step", lambda self: (steps.append(1), step(self))[1])
+
+    def counted(self: Trainer) -> None:
+        steps.append(1)
+        step(self)
+
+    monkeypatch.setattr(Trainer, "train_step", counted)
     resumed, = run_sweeps([spec], cache=tmp_path, progress=False)
     assert len(steps) == 40 and not workdir.exists()
     uninterrupted, = run_sweeps([spec], cache=tmp_path / "fresh", progress=False)
     assert len(steps) == 40 + 80
+    killed.save(workdir / "trainer.pt")  # a stale checkpoint: a forced run starts afresh
+    run_sweeps([spec], cache=tmp_path, progress=False, force=True)
+    assert len(steps) == 40 + 80 + 80 and not workdir.exists()
     assert resumed.grid is not None and uninterrupted.grid is not None
     for s, t in zip(resumed.grid, uninterrupted.grid, strict=True):
         assert s.sq_norm is not None and t.sq_norm is not None
@@ -117,3 +129,25 @@ def test_verify_net_without_cifar_says_where_the_files_go(
     err = capsys.readouterr().err
     assert "cifar-10-batches-py" in err and "--data-dir" in err
     assert not (tmp_path / "cache").exists()  # nothing started
+
+
+def test_verify_net_reads_cifar_from_data_dir_and_keeps_one_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_cifar(tmp_path / "data", "cifar10", n=8)
+    seen: list[int | None] = []
+    run = Trainer.run
+
+    def spied(self: Trainer, *args: Any, **kwargs: Any) -> None:
+        seen.append(self.config.threads)
+        run(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "run", spied)
+    code = cli.main(["verify", "--substrate", "net", "--dataset", "cifar10", "--data-dir",
+                     str(tmp_path / "data"), "--iters", "240", "--protocol", "fixed_lr", "-q",
+                     "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "report")])
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert code in (0, 1, 3) and report["states"]["fixed_lr"]["states"][0]["extra"]["dataset"] == (
+        "cifar10")
+    assert seen == [1]  # the cpu-tiny preset's one thread reaches the shard
+    assert "THERMOCHECK_DATA_DIR" not in os.environ

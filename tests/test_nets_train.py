@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from thermocheck.errors import InvalidParameterError
 from thermocheck.nets import (
     Dataset,
     FunctionalStack,
@@ -194,6 +195,16 @@ def test_functional_stack_equals_the_grouped_convnet_float64() -> None:
 def test_a_users_model_that_is_not_scale_invariant_is_refused() -> None:
     with pytest.raises(ScaleInvarianceError, match=r"body\.4\.weight"):
         Trainer(_config("fixed_lr"), data=_flat(), model=_ScaleInvariantMLP(affine=True).double())
+
+
+@pytest.mark.parametrize(("layer", "message"), [
+    (nn.Dropout(0.1), "dropout"), (nn.BatchNorm1d(6, affine=False, momentum=None), "momentum=None"),
+])
+def test_layers_the_stack_cannot_run_are_refused_by_name(layer: nn.Module, message: str) -> None:
+    mlp = _ScaleInvariantMLP().double()
+    mlp.body.append(layer.double())
+    with pytest.raises(InvalidParameterError, match=rf"body\.6 .*{message}"):
+        FunctionalStack([mlp])
 
 
 def test_sphere_keeps_the_radius() -> None:

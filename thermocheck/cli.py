@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from thermocheck._argtypes import int_at_least
-from thermocheck.errors import InvalidParameterError, ThermocheckError
+from thermocheck.errors import InvalidParameterError
 
 __all__ = ["build_parser", "main"]
 
@@ -86,9 +86,11 @@ def _run_net(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if cli_verify is None:
         parser.error("--substrate net is not available: thermocheck.nets has no cli_verify "
                      "in this installation; use --substrate isotropic")
+    usage_errors: tuple[type[Exception], ...] = (
+        InvalidParameterError, getattr(nets, "DatasetUnavailableError", InvalidParameterError))
     try:
         return int(cli_verify(args))
-    except ThermocheckError as err:  # an invalid value, a dataset that is not there
+    except usage_errors as err:  # an invalid value, a dataset that is not there
         parser.error(str(err))
 
 

@@ -391,14 +391,14 @@ def entropy_figure(grid: StateGrid) -> _Drawn | None:
 
 # -- gradient noise across the grid ----------------------------------------------------------------
 def noise_figure(grid: StateGrid) -> _Drawn | None:
-    """σ² and the noise covariance's effective rank over d − 1 against log x, one line per y
-    (grids with noise measurements only: networks and users' loops)."""
+    """σ² and, where measured, the noise covariance's effective rank over d − 1 against log x,
+    one line per y (grids with noise measurements only: networks and users' loops)."""
     states = _states(grid, "sigma2")
-    if states is None or any(s.extra.get("eff_rank_over_d") is None for s in states):
+    if states is None or not all("eff_rank_over_d" in s.extra for s in states):
         return None
-
-    fig = _new_figure(2)
-    axes = list(fig.subplots(1, 2))
+    ranked = all(s.extra["eff_rank_over_d"] is not None for s in states)
+    fig = _new_figure(2 if ranked else 1)
+    axes = list(fig.subplots(1, 2)) if ranked else [fig.subplots(1, 1)]
     along, fixed = grid.axes
     for key, colour, line in _lines(states, along, fixed):
         x = np.array([getattr(s, along) for s in line])
@@ -406,9 +406,10 @@ def noise_figure(grid: StateGrid) -> _Drawn | None:
         axes[0].errorbar(x, [s.require("sigma2").value for s in line],
                          yerr=[s.require("sigma2").stderr for s in line], fmt="o-", ms=3, lw=1,
                          color=colour, label=label)
-        axes[1].plot(x, [s.extra["eff_rank_over_d"] for s in line], "o-", ms=3, lw=1,
-                     color=colour, label=label)
-    for ax, ylabel in zip(axes, ("σ² = Tr Σ / (d − 1)", "effective rank / (d − 1)"), strict=True):
+        if ranked:
+            axes[1].plot(x, [s.extra["eff_rank_over_d"] for s in line], "o-", ms=3, lw=1,
+                         color=colour, label=label)
+    for ax, ylabel in zip(axes, ("σ² = Tr Σ / (d − 1)", "effective rank / (d − 1)"), strict=False):
         _log_axis(ax, "x", np.array([getattr(s, along) for s in states]))
         ax.set_xlabel(LABELS[along])
         ax.set_ylabel(ylabel)
@@ -417,9 +418,10 @@ def noise_figure(grid: StateGrid) -> _Drawn | None:
     title = f"Gradient noise across the grid ({_title(grid)})"
     _suptitle(fig, title)
     caption = ("Left: the noise scale σ² of each stationary state, which sets the temperature; "
-               "error bars: one standard error. Right: the participation ratio (Tr Σ)²/Tr(Σ²) of "
-               "the gradient-noise covariance over d − 1, from the measured minibatch deviations: "
-               "1 for isotropic noise, as the simulator assumes; networks sit far below.")
+               "error bars: one standard error. Right (when the noise measurements kept two "
+               "deviations or more): the participation ratio (Tr Σ)²/Tr(Σ²) of the gradient-noise "
+               "covariance over d − 1: 1 for isotropic noise, as the simulator assumes; networks "
+               "sit far below.")
     return _Drawn(fig, title, caption)
 
 

@@ -193,8 +193,10 @@ class NoiseEstimate:
 
     @property
     def eff_rank(self) -> np.ndarray:
-        """The participation ratio ``(Tr Σ)² / Tr(Σ²)`` of this measurement."""
-        return self.rank_num / np.maximum(self.rank_den, 1e-300)
+        """The participation ratio ``(Tr Σ)² / Tr(Σ²)`` of this measurement (NaN where fewer than
+        two deviations were kept: one cannot estimate it)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.rank_den > 0, self.rank_num / self.rank_den, np.nan)
 
 
 def noise_from_gradients(

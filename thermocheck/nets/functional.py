@@ -23,6 +23,21 @@ from thermocheck.errors import InvalidParameterError
 __all__ = ["FunctionalStack"]
 
 
+def _check_supported(module: nn.Module) -> None:
+    """Refuse layers that ``vmap`` cannot run per model: dropout (random per call) and a
+    BatchNorm with ``momentum=None`` (its cumulative average reads its counter on the host)."""
+    for name, layer in module.named_modules():
+        if isinstance(layer, nn.modules.dropout._DropoutNd) and layer.p > 0:
+            raise InvalidParameterError(
+                f"{name} ({type(layer).__name__}, p={layer.p}) is not supported on the grid "
+                "trainer: dropout draws random masks inside the stacked forward; remove it or "
+                "record your own loop with thermocheck.record.Recorder")
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm) and layer.momentum is None:
+            raise InvalidParameterError(
+                f"{name} ({type(layer).__name__}) has momentum=None (a cumulative average), which "
+                "the grid trainer cannot stack; give it a momentum, e.g. 0.1")
+
+
 class FunctionalStack:
     """``M`` modules of equal shape as one model with weights ``W[M, P]`` (the interface of
     :class:`~thermocheck.nets.stacked.StackedNet`: ``initial_weights``, ``to``, ``buffers``,
@@ -51,6 +66,7 @@ class FunctionalStack:
         for m in modules:
             if [tuple(p.shape) for p in m.parameters() if p.requires_grad] != self.shapes:
                 raise InvalidParameterError("all modules must have the same architecture")
+        _check_supported(first)
         self._modules = list(modules)
         self.frozen = {n: p.detach().clone() for n, p in first.named_parameters()
                        if not p.requires_grad}

@@ -31,7 +31,6 @@ paper's measurement (1000 minibatches around the full-batch gradient every 20 00
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -229,7 +228,7 @@ def cli_verify(args: Any) -> int:
     reads them back, and ``--executor slurm`` trains the shards as jobs. ``args.dim`` does not
     apply: a network's d is fixed by its architecture.
     """
-    from thermocheck.nets.data import DATA_DIR_VARIABLE, check_available
+    from thermocheck.nets.data import check_available
     from thermocheck.nets.substrate import sweep_spec
     from thermocheck.report import print_outcome, write_report
     from thermocheck.sweep import run_sweeps, sweep_options
@@ -245,13 +244,13 @@ def cli_verify(args: Any) -> int:
         for k in ("model", "dataset", "device", "seed", "iters", "compile")
     }
     if getattr(args, "data_dir", None):
-        os.environ[DATA_DIR_VARIABLE] = str(Path(args.data_dir).resolve())
+        overrides["data_dir"] = str(Path(args.data_dir).resolve())
     out = Path(getattr(args, "out", None) or default_out_dir(f"net-{preset}"))
     notes = ["--dim ignored: a network's d is set by its architecture"] if getattr(
         args, "dim", None) else []
     configs = {p: preset_config(preset, p, **overrides) for p in protocols}
-    for dataset in {c.dataset for c in configs.values()}:
-        check_available(dataset)  # before any job starts: say where the files go
+    for c in configs.values():
+        check_available(c.dataset, c.data_dir)  # before any job starts: say where files go
     quiet = getattr(args, "quiet", False)
     sweeps = run_sweeps([sweep_spec(c) for c in configs.values()],
                         progress=getattr(args, "progress", True) and not quiet,

@@ -9,8 +9,9 @@ on which shard trained it (up to floating-point summation order, which may diffe
 sizes: statistically the same states, not always the same digits in float32).
 
 The cache key holds every config field that changes the numbers; the fields that do not (where the
-data lie, threads, logging, progress, checkpoints) are left out, so rerunning with another
-``--data-dir`` or thread count reuses the cached points.
+data lie, threads, logging) travel as the spec's unkeyed ``settings``, so rerunning with another
+``--data-dir`` or thread count reuses the cached points. ``GridConfig.extra`` does not reach the
+cached states.
 """
 
 from __future__ import annotations
@@ -37,11 +38,14 @@ __all__ = ["CHECKPOINT_EVERY", "sweep_spec", "train_shard", "trainable_dimension
 #: checkpoint holds the weight queue, up to a gigabyte for the GPU presets.
 CHECKPOINT_EVERY = 2
 
-#: Config fields that are the spec's own (grid, iterations, seed, model, dataset) or that do not
-#: change the measured numbers; every other field is a keyed option.
+#: Config fields that do not change the measured numbers: the spec's unkeyed ``settings``.
+_SETTINGS = ("data_dir", "threads", "log_every")
+#: Config fields that are the spec's own (grid, iterations, seed, model, dataset), its settings, or
+#: set by the runner (checkpoints, progress); ``extra`` (metadata for the states) does not reach
+#: cached states. Every other field is a keyed option.
 _NOT_OPTIONS = frozenset({
-    "protocol", "x", "y", "iters", "seed", "model", "dataset",
-    "data_dir", "threads", "checkpoint", "checkpoint_every", "progress", "log_every", "extra",
+    "protocol", "x", "y", "iters", "seed", "model", "dataset", *_SETTINGS,
+    "checkpoint", "checkpoint_every", "progress", "extra",
 })
 
 
@@ -56,9 +60,12 @@ def sweep_spec(config: GridConfig) -> SweepSpec:
     """The sweep of ``config``'s grid on the ``net`` substrate (its cache key options: every field
     that changes the numbers)."""
     x, y = theory.AXES[config.protocol]
-    options = {k: v for k, v in asdict(config).items() if k not in _NOT_OPTIONS}
+    fields = asdict(config)
+    options = {k: v for k, v in fields.items() if k not in _NOT_OPTIONS}
+    settings = {k: fields[k] for k in _SETTINGS}
     return SweepSpec(config.protocol, trainable_dimension(config), {x: config.x, y: config.y},
-                     config.iters, config.seed, "net", config.model, config.dataset, options)
+                     config.iters, config.seed, "net", config.model, config.dataset, options,
+                     settings)
 
 
 def train_shard(spec: SweepSpec, xs: np.ndarray, ys: np.ndarray, *,
@@ -68,9 +75,10 @@ def train_shard(spec: SweepSpec, xs: np.ndarray, ys: np.ndarray, *,
     With a ``workdir`` (the sweep gives each shard one) the trainer checkpoints there every
     :data:`CHECKPOINT_EVERY` log points and resumes from it, so a requeued Slurm job or a rerun
     after a crash continues mid-training. Shows a progress bar when standard error is a terminal;
-    CIFAR is found through ``$THERMOCHECK_DATA_DIR`` (:func:`thermocheck.nets.data.load_dataset`).
+    CIFAR is read from the settings' ``data_dir``, else ``$THERMOCHECK_DATA_DIR``
+    (:func:`thermocheck.nets.data.load_dataset`).
     """
-    options: dict[str, Any] = dict(spec.options)
+    options: dict[str, Any] = {**spec.options, **spec.settings}
     config = GridConfig(protocol=spec.protocol, x=tuple(float(v) for v in xs),
                         y=tuple(float(v) for v in ys), iters=spec.iterations, seed=spec.seed,
                         model=spec.model or "convnet", dataset=spec.dataset or "digits",

@@ -340,7 +340,7 @@ class Trainer:
         streams are counter-based, so the step is all the random state there is)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # writers never share a temp file
         torch.save(
             {
                 "W": self.W,

@@ -125,6 +125,10 @@ class SweepSpec:
     options
         Further keywords of the substrate (part of the cache key), e.g. the simulator's
         ``log_every`` or ``entropy_logs``; plain numbers, strings, lists and mappings.
+    settings
+        Further keywords of the substrate that do not change its numbers, hence are no part of the
+        cache key: where the data lie, CPU threads, how often to log (the network runner's
+        ``data_dir``, ``threads``, ``log_every``).
     """
 
     protocol: str
@@ -136,6 +140,7 @@ class SweepSpec:
     model: str | None = None
     dataset: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         protocol = theory.check_protocol(self.protocol)
@@ -150,6 +155,7 @@ class SweepSpec:
         object.__setattr__(self, "seed", _check_int("seed", self.seed, 0))
         _substrate_name(self.substrate)
         object.__setattr__(self, "options", dict(self.options))
+        object.__setattr__(self, "settings", dict(self.settings))
 
     @property
     def axes(self) -> tuple[str, str]:
@@ -259,6 +265,8 @@ class ShardTask:
             xs = np.array(sorted({p[x] for p in todo}))
             ys = np.array(sorted({p[y] for p in todo}))
             workdir = _workdir(self.cache_root, spec, todo)
+            if self.force:  # a checkpoint left by an earlier run may come from other code
+                shutil.rmtree(workdir, ignore_errors=True)
             extra = {"workdir": workdir} if _takes_workdir(spec.runner) else {}
             states = {_point_key(s.hyperparameters, spec.axes): s
                       for s in spec.runner(spec, xs, ys, **extra)}
