@@ -140,6 +140,23 @@ def test_array_job_gives_the_local_results(
     _same(slurm, _local(SPEC, tmp_path / "local"))
 
 
+def test_network_shards_on_slurm_give_the_local_results(
+    tmp_path: Path, slurm_executor: Callable[..., SlurmExecutor]
+) -> None:
+    """The ``net`` substrate as array tasks (2 grid points each): the states of the same shards
+    trained locally, bit for bit."""
+    from thermocheck.nets import GridConfig
+    from thermocheck.nets.substrate import sweep_spec
+
+    spec = sweep_spec(GridConfig(x=(0.3, 1.0), y=(0.01, 0.1), width=2, dataset="synthetic",
+                                 batch_size=8, iters=60, every=5, queue_size=10, queue_every=5,
+                                 noise_every=10, noise_samples=4, threads=1))
+    slurm = run_sweeps([spec], executor=slurm_executor(), cache=tmp_path / "slurm", shard_size=2,
+                       progress=False)[0]
+    assert not slurm.errors
+    _same(slurm, run_sweeps([spec], cache=tmp_path / "local", shard_size=2, progress=False)[0])
+
+
 def test_cancelled_sweep_resumes_from_the_cache(
     tmp_path: Path, slurm_executor: Callable[..., SlurmExecutor]
 ) -> None:
