@@ -376,7 +376,8 @@ def entropy_figure(grid: StateGrid) -> _Drawn | None:
         ax.set_xlabel(f"ln {LABELS[along]}")
         ax.set_ylabel("S (total entropy, nats)")
         ax.set_title(f"at fixed {_SYMBOL[fixed]} (one line per value)", fontsize=9)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # no line has two points on a sparse grid
+            ax.legend(fontsize=7)
     title = (f"Entropy against log {_SYMBOL[grid.axes[0]]} and log {_SYMBOL[grid.axes[1]]} "
              f"({_title(grid)}): "
              "lines should run parallel to the dashed reference slopes")
