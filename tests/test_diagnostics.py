@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from thermocheck import figures
-from thermocheck.diagnostics import diagnostics, diagnostics_markdown, has_diagnostics
+from thermocheck.diagnostics import diagnostics, has_diagnostics
 from thermocheck.nets import GridConfig, Trainer, synthetic
+from thermocheck.report import diagnostics_markdown
 from thermocheck.states import StateGrid
 from thermocheck.synthetic import synthetic_grid
 

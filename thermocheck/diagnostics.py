@@ -11,8 +11,8 @@ For each state of a grid measured with gradient-noise measurements (networks, a 
 * ``compressibility`` — Z = pV/(RT), 1 for the ideal gas (Eq. 12, 19 with the measured σ²);
 * the loss, λ_eff on the sphere, and whether the state is stationary (with the reason if not).
 
-:func:`diagnostics` returns the rows; :func:`diagnostics_markdown` renders them for
-``report.md``. Grids without noise measurements (the isotropic simulator) have none.
+:func:`diagnostics` returns the rows; :func:`thermocheck.report.diagnostics_markdown` renders
+them for ``report.md``. Grids without noise measurements (the isotropic simulator) have none.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from thermocheck.states import State, StateGrid
 
-__all__ = ["diagnostics", "diagnostics_markdown", "has_diagnostics"]
+__all__ = ["diagnostics", "has_diagnostics"]
 
 
 def has_diagnostics(grid: StateGrid) -> bool:
@@ -56,34 +56,3 @@ def diagnostics(grid: StateGrid) -> list[dict[str, Any]]:
             "reason": s.reason or "",
         })
     return rows
-
-
-def _fmt(value: Any, stderr: Any = None) -> str:
-    if value is None:
-        return "—"
-    text = f"{value:.4g}" if isinstance(value, float) else str(value)
-    return f"{text} ± {stderr:.2g}" if stderr is not None else text
-
-
-def diagnostics_markdown(grid: StateGrid, title: str) -> list[str]:
-    """A markdown table of :func:`diagnostics` under a ``###`` heading (no lines when the grid
-    has no noise measurements)."""
-    if not has_diagnostics(grid):
-        return []
-    x, y = grid.axes
-    sphere = grid.protocol == "fixed_sphere"
-    head = [x, y, "stationary", "loss", "σ² = TrΣ/(d−1)", "E‖∇L(w̄)‖²", "eff. rank / (d−1)",
-            "Z = pV/(RT)", *(["λ_eff"] if sphere else [])]
-    lines = [f"### {title}", "",
-             "Noise scale, full-gradient term, isotropy of the gradient noise (1: isotropic) and "
-             "compressibility (1: ideal gas; with the SDE temperature, so Z − 1 is what the SDE "
-             "form of V1 misses) per point; σ² and Z only where stationary.", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in diagnostics(grid):
-        cells = [_fmt(row[x]), _fmt(row[y]),
-                 "yes" if row["stationary"] else f"no: {row['reason']}".replace("|", "\\|"),
-                 _fmt(row["loss"]), _fmt(row["sigma2"], row["sigma2_stderr"]),
-                 _fmt(row["grad_sq"], row["grad_sq_stderr"]), _fmt(row["eff_rank_over_d"]),
-                 _fmt(row["compressibility"]), *([_fmt(row["lambda_eff"])] if sphere else [])]
-        lines.append("| " + " | ".join(cells) + " |")
-    return [*lines, ""]

@@ -26,7 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from thermocheck.diagnostics import diagnostics_markdown
+from thermocheck.diagnostics import diagnostics, has_diagnostics
 from thermocheck.errors import InvalidParameterError
 from thermocheck.results import VERDICTS, LawResult, Verdict, _clean, _excess
 
@@ -40,6 +40,7 @@ __all__ = [
     "SYMBOLS",
     "Report",
     "atomic_write_text",
+    "diagnostics_markdown",
     "exit_code",
     "format_table",
     "load_report",
@@ -250,6 +251,36 @@ def _slug(name: str) -> str:
 
 def _cell(value: Any) -> str:
     return _fmt(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _with_stderr(value: Any, stderr: Any) -> str:
+    text = _cell(value)
+    return text if text == _MISSING or _fmt(stderr) == _MISSING else f"{text} ± {stderr:.2g}"
+
+
+def diagnostics_markdown(grid: StateGrid, title: str) -> list[str]:
+    """The rows of :func:`thermocheck.diagnostics.diagnostics` as a markdown table under a ``###``
+    heading (no lines when the grid has no noise measurements)."""
+    if not has_diagnostics(grid):
+        return []
+    x, y = grid.axes
+    sphere = grid.protocol == "fixed_sphere"
+    head = [x, y, "stationary", "loss", "σ² = TrΣ/(d−1)", "E‖∇L(w̄)‖²", "eff. rank / (d−1)",
+            "Z = pV/(RT)", *(["λ_eff"] if sphere else [])]
+    lines = [f"### {title}", "",
+             "Noise scale, full-gradient term, isotropy of the gradient noise (1: isotropic) and "
+             "compressibility (1: ideal gas; with the SDE temperature, so Z − 1 is what the SDE "
+             "form of V1 misses) per point; σ² and Z only where stationary.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in diagnostics(grid):
+        cells = [_cell(row[x]), _cell(row[y]),
+                 "yes" if row["stationary"] else _cell(f"no: {row['reason']}"),
+                 _cell(row["loss"]), _with_stderr(row["sigma2"], row["sigma2_stderr"]),
+                 _with_stderr(row["grad_sq"], row["grad_sq_stderr"]),
+                 _cell(row["eff_rank_over_d"]), _cell(row["compressibility"]),
+                 *([_cell(row["lambda_eff"])] if sphere else [])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def _point_score(point: Mapping[str, Any]) -> tuple[bool, float]:
