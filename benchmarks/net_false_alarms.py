@@ -2,9 +2,9 @@
 is a false alarm, an ``inconclusive`` one a missed decision).
 
 Trains, for each seed, either a network preset's grids (default ``cpu-tiny``, both default
-protocols; initial weights from ``init_seed = 1 + seed``) or, with ``--user-mlp``, the 5 × 5 grids
-of the user's MLP from ``examples/user_model`` on the grid trainer (the grids of
-``tests/test_nets_mutants.py``; initial weights from seed ``seed``), and counts the verdicts of the
+protocols; initial weights from ``init_seed = 1 + seed``) or, with ``--user-mlp``, the wide 5 × 5
+grids of the user's MLP from ``examples/user_model`` on the grid trainer (``WIDE``, as the mutant
+tests train them; initial weights from seed ``seed``), and counts the verdicts of the
 network laws (:func:`thermocheck.nets.run.network_laws`) and the stationary points. Usage::
 
     python benchmarks/net_false_alarms.py --seeds 10 [--preset cpu-tiny] [--device cpu]
@@ -19,20 +19,13 @@ import importlib.util
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
-import numpy as np
-
-from thermocheck.nets import PRESETS, Dataset, GridConfig, Trainer, preset_config, run_grid
+from thermocheck.nets import PRESETS, preset_config, run_grid
 from thermocheck.nets.run import check_laws
 from thermocheck.states import StateGrid
-
-#: The user MLP's grids (as in tests/test_nets_mutants.py).
-MLP_AXES = {
-    "fixed_lr": (tuple(np.geomspace(0.05, 0.4, 5)), tuple(np.geomspace(0.0125, 0.1, 5))),
-    "fixed_elr": (tuple(np.geomspace(0.005, 0.04, 5)), tuple(np.geomspace(0.0125, 0.1, 5))),
-}
 
 
 def _example() -> ModuleType:
@@ -46,14 +39,10 @@ def _example() -> ModuleType:
 
 
 def _mlp_grid(example: ModuleType, protocol: str, seed: int) -> tuple[StateGrid, int]:
-    x, y = example.digits()
-    config = GridConfig(protocol=protocol, x=MLP_AXES[protocol][0], y=MLP_AXES[protocol][1],
-                        batch_size=32, iters=8000, queue_size=200, queue_every=10,
-                        noise_every=20, noise_samples=4, seed=seed, threads=1)
-    trainer = Trainer(config, data=Dataset("digits", x, y, 10),
-                      model=example.scale_invariant_mlp(32, seed))
+    trainer = example.grid_trainer(replace(example.WIDE, seed=seed), protocol,
+                                   example.WIDE_AXES[protocol], noise_samples=4)
     trainer.run()
-    return trainer.states(), config.queue_size
+    return trainer.states(), trainer.config.queue_size
 
 
 def main() -> None:
@@ -66,7 +55,7 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
     example = _example() if args.user_mlp else None
-    protocols = tuple(MLP_AXES) if example else PRESETS[args.preset].default_protocols
+    protocols = tuple(example.WIDE_AXES) if example else PRESETS[args.preset].default_protocols
     verdicts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     stationary: dict[str, list[int]] = collections.defaultdict(list)
     start = time.perf_counter()

@@ -22,25 +22,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import ModuleType
 
-import numpy as np
 import pytest
 
 from thermocheck import laws
-from thermocheck.nets import Dataset, GridConfig, Trainer
 from thermocheck.record import GridSpec
 from thermocheck.results import LawResult
 from thermocheck.states import StateGrid
 
 pytestmark = pytest.mark.slow
 
-QUEUE = 200
-AXES = {
-    "fixed_lr": (tuple(np.geomspace(0.05, 0.4, 5)), tuple(np.geomspace(0.0125, 0.1, 5))),
-    "fixed_elr": (tuple(np.geomspace(0.005, 0.04, 5)), tuple(np.geomspace(0.0125, 0.1, 5))),
-}
+PROTOCOLS = ("fixed_lr", "fixed_elr")
 LAWS: dict[str, Callable[[StateGrid], LawResult]] = {
     "ideal_gas": lambda grid: laws.ideal_gas(grid, corrected=True),
-    "maxwell": lambda grid: laws.maxwell(grid, entropy_samples=QUEUE),
+    "maxwell": lambda grid: laws.maxwell(grid, entropy_samples=200),  # the WIDE queue
     "norm_balance": laws.norm_balance,
 }
 
@@ -68,19 +62,15 @@ MUTANTS: dict[str, tuple[str, Callable[[GridSpec], None], tuple[str, ...]]] = {
 
 def _grid(example: ModuleType, protocol: str,
           mutate: Callable[[GridSpec], None] | None = None) -> StateGrid:
-    x, y = example.digits()
-    config = GridConfig(protocol=protocol, x=AXES[protocol][0], y=AXES[protocol][1],
-                        batch_size=32, iters=8000, queue_size=QUEUE, queue_every=10,
-                        noise_every=20, noise_samples=4, threads=1)
-    trainer = Trainer(config, data=Dataset("digits", x, y, 10),
-                      model=example.scale_invariant_mlp(32, 0))
+    trainer = example.grid_trainer(example.WIDE, protocol, example.WIDE_AXES[protocol],
+                                   noise_samples=4)
     if mutate is not None:
         mutate(trainer.spec)
     trainer.run()
     return trainer.states()
 
 
-@pytest.mark.parametrize("protocol", list(AXES))
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_the_correct_trainer_passes(user_model_example: ModuleType, protocol: str) -> None:
     grid = _grid(user_model_example, protocol)
     for name, law in LAWS.items():

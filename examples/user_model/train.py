@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
@@ -105,18 +106,39 @@ def train_point(
 
 
 # -- or: the whole grid at once on thermocheck's trainer ------------------------------------------
+def grid_trainer(cfg: Config, protocol: str = "fixed_lr",
+                 axes: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+                 noise_samples: int = 2) -> Trainer:
+    """This model on :class:`thermocheck.nets.Trainer`, over ``axes`` of ``protocol`` (default:
+    ``cfg``'s learning rates × weight decays) with ``cfg``'s batch, run length, queue, noise
+    interval and seed. The trainer checks that the model is scale-invariant, stacks the copies
+    with ``torch.func`` and trains them as one (its own minibatch streams and noise measurements;
+    the laws see the same kind of states)."""
+    x, y = axes or (cfg.lrs, cfg.wds)
+    images, labels = digits()
+    config = GridConfig(protocol=protocol, x=x, y=y, batch_size=cfg.batch_size, iters=cfg.steps,
+                        queue_size=cfg.queue_size, queue_every=cfg.queue_every,
+                        noise_every=cfg.noise_every, noise_samples=noise_samples, seed=cfg.seed,
+                        threads=1)
+    return Trainer(config, data=Dataset("digits", images, labels, 10),
+                   model=scale_invariant_mlp(cfg.width, cfg.seed))
+
+
 def train_grid_at_once(cfg: Config) -> StateGrid:
-    """The same model and grid handed to :class:`thermocheck.nets.Trainer`, which checks that the
-    model is scale-invariant, stacks the 9 copies with ``torch.func`` and trains them as one (its
-    own minibatch streams and noise measurements; the laws see the same kind of states)."""
-    x, y = digits()
-    config = GridConfig(protocol="fixed_lr", x=cfg.lrs, y=cfg.wds, batch_size=cfg.batch_size,
-                        iters=cfg.steps, queue_size=cfg.queue_size, queue_every=cfg.queue_every,
-                        noise_every=cfg.noise_every, seed=cfg.seed, threads=1)
-    trainer = Trainer(config, data=Dataset("digits", x, y, 10),
-                      model=scale_invariant_mlp(cfg.width, cfg.seed))
+    """The same model and grid as :func:`main`, trained as one on thermocheck's trainer."""
+    trainer = grid_trainer(cfg)
     trainer.run()
     return trainer.states()
+
+
+#: Wider 5 × 5 grids of this model, long enough for V3 to decide under fixed LR (about 12 s each
+#: on one CPU thread); thermocheck's mutant tests and false-alarm benchmark of the network laws
+#: train them with ``grid_trainer(WIDE, protocol, WIDE_AXES[protocol], noise_samples=4)``.
+WIDE = Config(steps=8000, noise_every=20, queue_size=200)
+WIDE_AXES = {
+    "fixed_lr": (tuple(np.geomspace(0.05, 0.4, 5)), tuple(np.geomspace(0.0125, 0.1, 5))),
+    "fixed_elr": (tuple(np.geomspace(0.005, 0.04, 5)), tuple(np.geomspace(0.0125, 0.1, 5))),
+}
 
 
 def main(out: str | Path = HERE / "states.json", steps: int | None = None) -> Path:
