@@ -1,4 +1,5 @@
-"""Root conftest: the thermocheck plugin (registered through ``pytest11``) does the real work."""
+"""Root conftest: the thermocheck plugin (registered through ``pytest11``) does the real work;
+this file adds the repository's own defaults."""
 
 import importlib.util
 import os
@@ -9,6 +10,20 @@ from types import ModuleType
 import pytest
 
 pytest_plugins = ["pytester"]
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """This repository's Hypothesis default: the thermocheck ``ci`` profile where ``$CI`` is true,
+    else ``dev``. The plugin itself loads a profile only when ``--thermocheck-profile`` is given,
+    so it leaves users' sessions alone; this hook runs before the plugin's and fills the option in,
+    and an explicit ``--thermocheck-profile`` or ``--hypothesis-profile`` still wins."""
+    if config.getoption("thermocheck_profile") is None:
+        config.option.thermocheck_profile = "ci" if _ci() else "dev"
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -73,17 +73,23 @@ def _config(args: argparse.Namespace, m: int, compile_mode: str | None = None) -
     )
 
 
-def bench_batched(args: argparse.Namespace, data: Any, m: int,
-                  compile_mode: str | None = None) -> float:
-    trainer = Trainer(_config(args, m, compile_mode), data=data)
+def trainer_throughput(trainer: Trainer, steps: int, repeats: int, device: torch.device) -> float:
+    """Model-iterations per second of ``trainer.train_step`` (median of ``repeats`` blocks of
+    ``steps`` steps, after a warm-up)."""
     for _ in range(3):  # compilation and CUDA-graph recording happen on the first calls
         trainer.train_step()
 
     def run() -> None:
-        for _ in range(args.steps):
+        for _ in range(steps):
             trainer.train_step()
 
-    return m * args.steps / _median_time(run, args.repeats, torch.device(args.device))
+    return trainer.M * steps / _median_time(run, repeats, device)
+
+
+def bench_batched(args: argparse.Namespace, data: Any, m: int,
+                  compile_mode: str | None = None) -> float:
+    trainer = Trainer(_config(args, m, compile_mode), data=data)
+    return trainer_throughput(trainer, args.steps, args.repeats, torch.device(args.device))
 
 
 def bench_loop(args: argparse.Namespace, data: Any) -> float:
@@ -99,7 +105,8 @@ def bench_loop(args: argparse.Namespace, data: Any) -> float:
     )
 
 
-def bench_paper(args: argparse.Namespace, data: Any) -> float:
+def bench_paper(args: argparse.Namespace, data: Any, *, fused: bool = False) -> float:
+    """The paper-style loop; ``fused`` uses ``torch.optim.SGD``'s fused update kernel."""
     dev = torch.device(args.device)
     x, y = data.x.to(dev), data.y.to(dev)
     models = [
@@ -107,7 +114,8 @@ def bench_paper(args: argparse.Namespace, data: Any) -> float:
         for _ in range(args.loop_models)
     ]
     opts = [
-        torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.1, weight_decay=1e-2)
+        torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.1, weight_decay=1e-2,
+                        fused=fused or None)
         for m in models
     ]
     log: list[float] = []

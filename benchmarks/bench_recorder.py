@@ -1,18 +1,22 @@
 """What the Recorder costs a user's loop, and noise() with torch.func against a plain loop.
 
 ``steps``: a ConvNet trained by a plain ``torch.optim.SGD`` loop, timed without and with
-``recorder.step(loss)`` after each optimizer step, at the Recorder's default stride (block means
-every 25 steps; ``--queue`` adds a direction queue). The two loops alternate in blocks of
-``--steps`` steps, ``--repeats`` times, so that a change in the machine's load hits both; the
+``recorder.step(loss)`` after each optimizer step, for each Recorder setting in :data:`SETTINGS`:
+``bare`` (block means every 25 steps, nothing else), ``example`` (the README's example: training
+data, noise measured every 10 steps, a queue of 1000 directions every 25) and ``recommended``
+(2 minibatch gradients every 50 steps, the same queue). The loops alternate in blocks of
+``--steps`` steps, ``--repeats`` times, so that a change in the machine's load hits all; the
 result is the median time per step of each, in wall-clock and in CPU time of this process (the
-second is immune to other processes on a shared machine). Goal: overhead at most 5 %.
+second is immune to other processes on a shared machine). A noise measurement costs
+``noise_samples`` minibatch gradients of ``batch_size`` samples, so its share of the overhead is
+about ``noise_samples / noise_every`` training steps per step. Goal: at most 10 %.
 
-``noise``: :func:`thermocheck.record.noise` (``n = 64`` minibatches of 32, full batch) with
+``noise``: :func:`thermocheck.noise.noise` (``n = 64`` minibatches of 32, full batch) with
 ``method="vmap"`` and ``method="loop"`` on the examples' BatchNorm MLP and on a ConvNet, medians.
 
 Writes JSON (machine, versions, config, results) to ``--out``. Example::
 
-    python benchmarks/bench_recorder.py --threads 1 --out bench_recorder.json
+    python benchmarks/bench_recorder.py --threads 1 --batch 128 --out bench_recorder.json
 """
 
 from __future__ import annotations
@@ -31,10 +35,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from thermocheck.nets import make_model, synthetic
-from thermocheck.record import Recorder, noise
+from thermocheck.noise import noise
+from thermocheck.record import Recorder
 
 Timer = Callable[[], float]
 CLOCKS: dict[str, Timer] = {"wall": time.perf_counter, "cpu": time.process_time}
+#: Recorder options per setting; ``data`` and ``batch_size`` are added where noise is measured.
+SETTINGS: dict[str, dict[str, Any]] = {
+    "bare": {},
+    "example": {"noise_every": 10, "queue_size": 1000},
+    "recommended": {"noise_every": 50, "noise_samples": 2, "queue_size": 1000},
+}
+MODELS = {"convnet4_digits": (4, 1, 8), "convnet8_cifar": (8, 3, 32)}
 
 
 def _sync(device: torch.device) -> None:
@@ -70,19 +82,22 @@ def _loop(
 
 
 def bench_steps(args: argparse.Namespace, width: int, channels: int, size: int) -> dict[str, Any]:
-    """Median seconds per step without and with the recorder, and the overhead."""
+    """Median seconds per step without and with the recorder (each of ``args.settings``), and
+    the overheads."""
     dev = torch.device(args.device)
     data = synthetic(4096, channels=channels, size=size).to(dev, torch.float32)
     gen = torch.Generator().manual_seed(0)
     loops = {}
-    for name in ("plain", "recorded"):
+    for name in ("plain", *args.settings):
         model = make_model("convnet", width, in_channels=channels).to(dev)
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.SGD(params, lr=0.1, weight_decay=1e-3)
         rec = None
-        if name == "recorded":
-            queue = {"queue_size": 100, "queue_every": 25} if args.queue else {}
-            rec = Recorder(model, "fixed_lr", lr=0.1, wd=1e-3, **queue)
+        if name != "plain":
+            options = dict(SETTINGS[name])
+            if "noise_every" in options:
+                options.update(data=(data.x, data.y), batch_size=args.batch)
+            rec = Recorder(model, "fixed_lr", lr=0.1, wd=1e-3, **options)
         loops[name] = _loop(model, opt, data, args.batch, args.steps, rec, gen)
     for run in loops.values():
         run()  # warm-up
@@ -96,9 +111,10 @@ def bench_steps(args: argparse.Namespace, width: int, channels: int, size: int) 
     out: dict[str, Any] = {"width": width, "input": [channels, size, size], "d": d}
     for clock in CLOCKS:
         plain = statistics.median(times["plain"][clock])
-        recorded = statistics.median(times["recorded"][clock])
-        out[clock] = {"plain_ms": 1e3 * plain, "recorded_ms": 1e3 * recorded,
-                      "overhead": recorded / plain - 1}
+        out[clock] = {"plain_ms": 1e3 * plain}
+        for name in args.settings:
+            recorded = statistics.median(times[name][clock])
+            out[clock][name] = {"recorded_ms": 1e3 * recorded, "overhead": recorded / plain - 1}
     return out
 
 
@@ -147,7 +163,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--steps", type=int, default=100, help="steps per timed block")
     p.add_argument("--repeats", type=int, default=15)
-    p.add_argument("--queue", action="store_true", help="also keep a direction queue (100 / 25)")
+    p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--parts", nargs="+", default=["steps", "noise"], choices=["steps", "noise"])
     p.add_argument("--out", default=None, help="JSON output path")
     args = p.parse_args(argv)
@@ -162,12 +179,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "results": {},
     }
     if "steps" in args.parts:
-        for name, shape in {"convnet4_digits": (4, 1, 8), "convnet8_cifar": (8, 3, 32)}.items():
-            r = bench_steps(args, *shape)
+        for name in args.models:
+            r = bench_steps(args, *MODELS[name])
             result["results"][name] = r
-            print(f"steps {name} (d={r['d']}): " + "; ".join(
-                f"{c} {r[c]['plain_ms']:.3f} vs {r[c]['recorded_ms']:.3f} ms/step "
-                f"({100 * r[c]['overhead']:+.1f} %)" for c in CLOCKS), flush=True)
+            for c in CLOCKS:
+                print(f"steps {name} (d={r['d']}, {c}): plain {r[c]['plain_ms']:.3f} ms/step; "
+                      + "; ".join(f"{s} {r[c][s]['recorded_ms']:.3f} "
+                                  f"({100 * r[c][s]['overhead']:+.1f} %)" for s in args.settings),
+                      flush=True)
     if "noise" in args.parts:
         result["results"]["noise"] = bench_noise(args)
     if args.out:

@@ -16,11 +16,8 @@ Writes JSON (machine, versions, load average, config, results) to ``--out``. Exa
 
     python benchmarks/bench_simulator.py --protocol fixed_lr --repeats 3 --paper --compile
 
-Measured on 2 cores (AMD EPYC, load average 0.9): kernel 10.5 s for the paper preset's
-289 × 2·10⁶ steps (18 ns per point-step), baseline 98.7 µs per iteration (197 s extrapolated),
-speed-up 18.9×; quick preset 11.5 s for three protocols; cold compilation 9.2 s. Under a load
-average of 8 (other jobs on the 2 cores) the same run gave 42.9 s, 216 µs (10.1×), 19.5 s and
-9.7 s: compare numbers from one run only.
+For the same-run comparison of the kernel with the RNG floor and this torch loop (interleaved
+repeats), run ``python -m benchmarks``; its numbers are in ``benchmarks/results/``.
 """
 
 from __future__ import annotations

@@ -3,15 +3,19 @@
 The Maxwell relation V3 is checked on networks of d ≈ 2·10⁴–10⁵ parameters from N ≤ 4000 direction
 snapshots, where every k-NN estimator is off by hundreds to thousands of nats. This script measures
 that bias, and how it changes with the temperature, on samples whose entropy is known exactly:
-VMF(κ) on S^{d−1} (:func:`thermocheck.vmf.sample`, :func:`thermocheck.vmf.entropy`), for every
-method of :func:`thermocheck.entropy.sphere_entropy` (k = 1, digamma constant), with
+VMF(κ) on S^{d−1} (:func:`thermocheck.vmf.sample`, :func:`thermocheck.vmf.entropy`) about a
+mean direction drawn uniformly at random for each sample (network snapshots have an arbitrary
+mean; every method is rotation-invariant, so the draw around e₁ is only reflected onto it), for
+every method of :func:`thermocheck.entropy.sphere_entropy` (k = 1, digamma constant), with
 
 * κ = c·d for c = 10^(q/4) log-spaced (a quarter decade apart): c ∈ [0.03, 1000] for d ≤ 1000
   (for d = 3 this holds the paper's isotropic grids, κ = 1/T = 2/(η_eff σ²) ∈ [20, 2000]) and
   c ∈ [0.03, 100] above (the networks' κ/d is of order 0.1–10);
-* d ∈ {3, 10, 100, 1000, 10⁴, 24408 (the CIFAR-10 ConvNet)} and, for geodesic and chord only,
-  10⁵ (close to the CIFAR-100 ConvNet's 97200) on five values of c;
-* N ∈ {250, 1000, 4000}, each estimated on the first N rows of one sample of independent rows.
+* d ∈ {2, 3, 10, 30, 100, 1000, 10⁴, 24408 (the CIFAR-10 ConvNet)} and, for geodesic and chord
+  only, 10⁵ (close to the CIFAR-100 ConvNet's 97200) on five values of c;
+* N ∈ {250, 1000, 4000}, and N ∈ {50, 100} for d ≤ 100 (the simulator's slowest grid points keep
+  50 snapshots per estimate), each estimated on the first N rows of one sample of independent
+  rows.
   N = 4000 is computed at every c for d ≤ 1000, at five (geodesic) or three (angles, chord)
   values of c for d = 10⁴, and at three values (geodesic, chord) for d = 24408. ``angles`` holds
   an N × (d − 1) float64 matrix, so it is skipped at N = 4000 above d = 10⁴ and at d = 10⁵.
@@ -23,11 +27,12 @@ c: the bias, its standard error over seeds, the scatter of one estimate, and the
 tables of the report: bias and slope per unit of the gas constant R = (d − 1)/2, and the error
 that the bias causes on the Maxwell coefficients of the paper's network grids (Table 3). With
 ``--package-table PATH`` it also writes the table that :mod:`thermocheck.calibration` ships
-(``thermocheck/data/entropy_bias_v1.json``).
+(``thermocheck/data/entropy_bias_v2.json``).
 
-Run: ``python benchmarks/entropy_calibration.py`` (about 15 CPU-minutes on one core; set
-``OMP_NUM_THREADS=1`` on a shared machine); ``--quick`` runs a small subset in well under a
-minute (outputs named ``entropy_calibration_quick.*``).
+Run: ``OMP_NUM_THREADS=1 python benchmarks/entropy_calibration.py --package-table
+thermocheck/data/entropy_bias_v2.json`` (about 20 CPU-minutes on one core from scratch; a rerun
+resumes from the CSV); ``--quick`` runs a small subset in well under a minute (outputs named
+``entropy_calibration_quick.*``).
 """
 
 from __future__ import annotations
@@ -72,9 +77,17 @@ _TEN = (-4, 0, 4)  # c = 0.1, 1, 10
 _FIVE = (-4, -2, 0, 2, 4)  # c = 0.1 … 10, half a decade apart
 _ALL_N = (250, 1000, 4000)
 
+_SMALL_N = (50, 100)  # the simulator's slowest points keep 50 snapshots per estimate
+
 FULL_PLAN = (
+    Block(2, _WIDE, 8, _SMALL_N + _ALL_N),
+    Block(3, _WIDE, 8, _SMALL_N),
+    Block(10, _WIDE, 8, _SMALL_N),
+    Block(30, _WIDE, 8, _SMALL_N),
+    Block(100, _WIDE, 8, _SMALL_N),
     Block(3, _WIDE, 8, _ALL_N),
     Block(10, _WIDE, 8, _ALL_N),
+    Block(30, _WIDE, 8, _ALL_N),
     Block(100, _WIDE, 8, _ALL_N),
     Block(1000, _WIDE, 4, _ALL_N),
     Block(10_000, _NARROW, 3, (250, 1000)),
@@ -118,7 +131,9 @@ def collect(plan: Sequence[Block], path: Path) -> list[dict[str, Any]]:
             c = 10.0 ** (q / 4)
             kappa = c * d
             rng = np.random.default_rng(np.random.SeedSequence([d, q + 100, seed]))
-            w = vmf.sample(d, kappa, max(n for n, _ in todo), rng=rng)
+            mean = np.random.default_rng(np.random.SeedSequence([d, q + 100, seed, 1]))
+            w = vmf.sample(d, kappa, max(n for n, _ in todo), rng=rng,
+                           mean_direction=mean.standard_normal(d))
             exact = float(vmf.entropy(d, kappa))
             for n, method in todo:
                 start = time.perf_counter()

@@ -42,7 +42,7 @@ def _mlp_grid(example: ModuleType, protocol: str, seed: int) -> tuple[StateGrid,
     trainer = example.grid_trainer(replace(example.WIDE, seed=seed), protocol,
                                    example.WIDE_AXES[protocol], noise_samples=4)
     trainer.run()
-    return trainer.states(), trainer.config.queue_size
+    return trainer.grid(), trainer.config.queue_size
 
 
 def main() -> None:

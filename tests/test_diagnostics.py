@@ -22,7 +22,7 @@ def _grid(noise_samples: int) -> StateGrid:
                         noise_samples=noise_samples, dtype="float64")
     trainer = Trainer(config, data=synthetic(64))
     trainer.run()
-    return trainer.states()
+    return trainer.grid()
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_the_rank_is_unmeasured_with_one_deviation_per_measurement(tmp_path: Pat
 
 
 def test_simulator_grids_have_none() -> None:
-    sim = synthetic_grid("fixed_lr", 5, (0.1, 0.2), (0.01, 0.02))
+    sim = synthetic_grid("fixed_lr", 5, grid={"lr": (0.1, 0.2), "wd": (0.01, 0.02)})
     assert not has_diagnostics(sim) and diagnostics_markdown(sim, "x") == []
     assert figures.noise_figure(sim) is None
 

@@ -4,15 +4,27 @@ filtering, JSON round trips, and the self-explaining assertion."""
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
 from thermocheck import laws
 from thermocheck.errors import GridError, InvalidParameterError
-from thermocheck.laws._common import ENERGY_REASON, Check
+from thermocheck.laws._common import (
+    ENERGY_REASON,
+    Check,
+    Run,
+    noise_kurtosis,
+    propagate,
+    stencil,
+)
+from thermocheck.laws._fit import UnidentifiableFit
 from thermocheck.results import LawFailure, LawResult
 from thermocheck.states import Estimate, StateGrid
 from thermocheck.strategies import state_grids
@@ -35,7 +47,8 @@ def expected_verdict(name: str, protocol: str) -> str:
 def grid(protocol: str = "fixed_lr", n: int = 4, **kw: object) -> StateGrid:
     ranges = {"lr": (1e-3, 1e-1), "wd": (1e-3, 2e-2), "elr": (1e-3, 4e-2), "radius": (0.3, 3.0)}
     x, y = AXES[protocol]
-    return synthetic_grid(protocol, 3, np.geomspace(*ranges[x], n), np.geomspace(*ranges[y], n),
+    return synthetic_grid(protocol, 3, grid={x: np.geomspace(*ranges[x], n),
+                                             y: np.geomspace(*ranges[y], n)},
                           **kw)  # type: ignore[arg-type]
 
 
@@ -92,7 +105,7 @@ def test_negative_model_tol_is_an_error(name: str) -> None:
 
 def test_mismatched_axis_shapes_are_an_error() -> None:
     with pytest.raises(InvalidParameterError, match="1-d array"):
-        synthetic_grid("fixed_lr", 3, np.ones((2, 2)) * 0.01, [0.01])
+        synthetic_grid("fixed_lr", 3, grid={"lr": np.ones((2, 2)) * 0.01, "wd": [0.01]})
     with pytest.raises(InvalidParameterError, match="every column must be 1-d of length"):
         StateGrid.from_arrays("fixed_lr", 3, 1.0, lr=[0.01, 0.02], wd=[0.01, 0.02, 0.03])
 
@@ -234,3 +247,120 @@ def test_laws_record_their_options(name: str) -> None:
     result = laws.ALL[name](grid(), alpha=0.01)
     assert result.options["alpha"] == 0.01
     assert result.reproduction().startswith(f"thermocheck.laws.{name}(grid, ")
+
+
+# -- propagation that stays finite, and undefined bands -------------------------------------------
+def test_propagate_is_exact_for_linear_functions() -> None:
+    value, se = propagate(lambda v: float(2 * v[0] - 3 * v[1]), [1.0, 2.0], [0.1, 0.2])
+    assert value == pytest.approx(-4.0) and se == pytest.approx(np.hypot(0.2, 0.6))
+
+
+@pytest.mark.parametrize("log", [np.log, math.log])
+def test_propagate_steps_a_positive_input_in_log_space_when_the_linear_step_leaves_the_domain(
+        log: Callable[[float], float]) -> None:
+    """v = 1 ± 1.2: v − se < 0 is outside log's domain; the log step gives d log v = se/v."""
+    value, se = propagate(lambda v: float(log(v[0])), [1.0], [1.2])
+    assert value == 0.0 and se == pytest.approx(1.2)
+
+
+def test_propagate_reports_an_undefined_error_as_nan() -> None:
+    """sqrt(1 − v²) at v = 0.5 ± 1 leaves the domain whichever way it is stepped."""
+    value, se = propagate(lambda v: float(np.sqrt(1 - v[0] ** 2)), [0.5], [1.0])
+    assert value == pytest.approx(np.sqrt(0.75)) and math.isnan(se)
+
+
+def test_a_check_with_an_undefined_band_is_undecided_not_failed() -> None:
+    check = Check(at="*", quantity="ΔU", observed=1.0, expected=0.0, stderr=math.nan, effect=0.5)
+    assert not check.defined and check.ok(3.0) and not check.decided(3.0)
+    assert check.excess(3.0) == 0.0 and check.upper(3.0) == math.inf
+    assert check.record(3.0)["ok"] is None
+    assert "standard error is not finite" in check.undecided_reason(3.0, "a 50% error")
+
+
+def test_undefined_bands_count_against_the_quorum() -> None:
+    run = Run("ideal_gas", grid(), alpha=1e-3, resolution=0.5)
+    good = Check(at="a", quantity="q", observed=1.0, expected=1.0, stderr=0.01, effect=0.5)
+    vague = replace(good, at="b", stderr=math.nan)
+    assert run.judge([good, vague], z=3.0).verdict == "passed"
+    result = run.judge([vague, vague], z=3.0)
+    assert result.verdict == "inconclusive" and "band of q is undefined" in result.reason
+
+
+def test_first_law_with_volume_errors_above_the_volume_is_not_failed() -> None:
+    """V ± 1.2 V: the ±1-stderr step of V took the log of a negative number (ΔU = … ± nan)."""
+    states = [s.replace(sq_norm=Estimate(s.sq_norm.value, 2.4 * s.volume.value))
+              for s in grid(noise=0.0)]
+    result = laws.first_law(states)
+    assert result.verdict == "inconclusive", result.explain()
+    assert all(math.isfinite(p["stderr"]) and math.isfinite(p["tolerance"])
+               for p in result.details)
+
+
+def test_heat_capacity_with_lambda_eff_errors_above_lambda_eff_is_not_failed() -> None:
+    states = [s.replace(lambda_eff=Estimate(s.lambda_eff.value, 1.2 * s.lambda_eff.value))
+              for s in grid("fixed_sphere")]
+    result = laws.heat_capacity(states)
+    assert result.verdict == "inconclusive", result.explain()
+    assert all(math.isfinite(p["tolerance"]) for p in result.details)
+
+
+# -- derivatives the nodes cannot determine ------------------------------------------------------
+def test_stencil_needs_distinct_increasing_nodes() -> None:
+    with pytest.raises(UnidentifiableFit, match="distinct nodes"):
+        stencil(np.array([0.1, 0.2, 0.2]), 0)
+    with pytest.raises(UnidentifiableFit, match="at least two nodes"):
+        stencil(np.array([0.1]), 0)
+
+
+def test_heat_capacity_leaves_out_points_at_a_repeated_temperature() -> None:
+    """Measured σ² that differs between states can put two of them at one T = η_eff σ²/2."""
+    states = list(grid("fixed_elr"))
+    lo, hi = states[0], next(s for s in states if s.wd == states[0].wd and s.elr > states[0].elr)
+    states[states.index(hi)] = hi.replace(sigma2=Estimate(lo.elr / hi.elr))  # T(hi) = T(lo)
+    result = laws.heat_capacity(states)
+    assert result.verdict != "failed", result.explain()
+    assert any("left out, their derivatives are not determined" in n and "distinct nodes" in n
+               for n in result.notes)
+
+
+def test_student_z_keeps_the_tail_probability_of_the_normal_z() -> None:
+    from scipy import stats as st
+
+    from thermocheck.laws._common import student_z, z_two_sided
+
+    z = z_two_sided(1e-3, 272)
+    assert student_z(z, None) == z
+    for dof in (3, 9, 29, 1000):
+        t = student_z(z, dof)
+        assert t > z and st.t.sf(t, dof) == pytest.approx(st.norm.sf(z), rel=1e-6)
+    assert student_z(z, 1e6) == pytest.approx(z, rel=1e-4)
+
+
+def test_welch_dof_of_a_sum_of_variances() -> None:
+    from thermocheck.laws._common import welch_dof
+
+    assert welch_dof([(1.0, 9.0)]) == pytest.approx(9.0)
+    assert welch_dof([(1.0, 9.0), (1.0, 9.0)]) == pytest.approx(18.0)
+    assert welch_dof([(1.0, 9.0), (1.0, None)]) == pytest.approx(36.0)  # exact part: more dof
+    assert welch_dof([(1.0, None), (0.0, 4.0)]) is None
+
+
+def test_an_error_from_ten_batches_is_not_a_normal_one() -> None:
+    """The paper preset's fixed-ELR point (η_eff = 0.0024, λ = 0.032): E‖w‖² from 10 batch means
+    sits 4.66 standard errors off, just outside the normal band of 272 checks (4.63); with the 9
+    degrees of freedom of its error the band is 2.15 times wider (a z of 4.66 is not rare there)."""
+    from thermocheck.laws._common import Check, z_two_sided
+
+    z = z_two_sided(1e-3, 272)
+    normal = Check(at="p", quantity="E‖w‖²", observed=1 + 4.66e-3, expected=1.0, stderr=1e-3)
+    student = Check(at="p", quantity="E‖w‖²", observed=1 + 4.66e-3, expected=1.0, stderr=1e-3,
+                    dof=9)
+    assert not normal.ok(z) and student.ok(z)
+    assert student.tolerance(z) / normal.tolerance(z) == pytest.approx(2.153, rel=1e-3)
+
+
+@pytest.mark.parametrize("d", [2, 3, 10, 1000])
+def test_noise_kurtosis_is_the_chi2_moment_ratio(d: int) -> None:
+    """``E‖ξ‖⁴/(E‖ξ‖²)²`` of isotropic noise on the (d − 1)-dimensional tangent space."""
+    chi2 = stats.chi2(d - 1)
+    assert noise_kurtosis(d) == pytest.approx(chi2.moment(2) / chi2.mean() ** 2, rel=1e-12)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from discrete_states import elr_state, sphere_state
 from hypothesis import given
 from law_settings import AXIS, SETTINGS
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.fast
 
 
 def lr_grid(**kw: object) -> StateGrid:
-    return synthetic_grid("fixed_lr", 3, AXIS, AXIS, **kw)  # type: ignore[arg-type]
+    return synthetic_grid("fixed_lr", 3, grid={"lr": AXIS, "wd": AXIS}, **kw)  # type: ignore[arg-type]
 
 
 @SETTINGS
@@ -68,7 +69,8 @@ def test_sigma2_uncertainty_widens_the_band() -> None:
 
 
 def test_sphere_compares_the_effective_weight_decay() -> None:
-    grid = synthetic_grid("fixed_sphere", 5, AXIS, [0.5, 1.0, 2.0], mutation="wrong_R")
+    grid = synthetic_grid("fixed_sphere", 5, grid={"elr": AXIS, "radius": [0.5, 1.0, 2.0]},
+                          mutation="wrong_R")
     result = laws.ideal_gas(grid)
     assert result.verdict == "failed"
     # λ_eff from R' = d/2: 5/4 of the prediction
@@ -87,3 +89,24 @@ def test_too_noisy_to_resolve_half_the_value_is_inconclusive() -> None:
     assert result.verdict == "inconclusive"
     assert result.reason.startswith("too noisy to decide") and "E‖w‖²" in result.reason
     assert laws.ideal_gas(lr_grid(noise=0.2), resolution=10.0).passed
+
+
+@pytest.mark.parametrize("d", [2, 3, 10, 50])
+def test_the_allowance_covers_eq83_bias_of_exact_discrete_steps(d: int) -> None:
+    """Eq. 83 measures ``λ_eff (1 − κ₄ s/2 + …)``, ``κ₄ = (d + 1)/(d − 1)``: 1.5 s on the circle,
+    beyond an allowance of s. The exact discrete mean is inside the allowance alone, at every d."""
+    grid = [sphere_state(d, elr, radius) for elr in (0.03, 0.1) for radius in (0.5, 2.0)]
+    result = laws.ideal_gas(grid)
+    result.assert_passed()
+    for p in result.details:
+        assert abs(p["residual"]) <= p["allowance"]
+
+
+def test_the_exact_discrete_radius_on_the_circle_passes() -> None:
+    """fixed ELR at d = 2: the radius' fluctuations (relative variance 2s/(d − 1)) lower E‖w‖²
+    by 1.5 s, beyond an allowance of s (seeded chains, no search)."""
+    state = elr_state(2, 0.1, 0.05)
+    result = laws.ideal_gas([state])
+    result.assert_passed()
+    s = result.details[0]["step_decay"]
+    assert result.details[0]["relative_residual"] == pytest.approx(-1.5 * s, rel=0.3)

@@ -12,6 +12,7 @@ from thermocheck.laws._fit import least_squares, quadratic_surface
 from thermocheck.states import Estimate, StateGrid
 from thermocheck.strategies import state_grids
 from thermocheck.synthetic import synthetic_grid
+from thermocheck.theory import axes_grid
 
 pytestmark = pytest.mark.fast
 
@@ -28,7 +29,8 @@ def test_relations_hold_on_the_theory(grid: StateGrid) -> None:
     ("fixed_elr", ["a2/R", "2a4/R", "a5/R"]),
 ])
 def test_reports_the_papers_ratios(protocol: str, names: list[str]) -> None:
-    result = laws.maxwell(synthetic_grid(protocol, 3, AXIS, AXIS, noise=1e-3))
+    result = laws.maxwell(synthetic_grid(protocol, 3, grid=axes_grid(protocol, AXIS, AXIS),
+                                         noise=1e-3))
     assert [p["quantity"] for p in result.details] == names
     assert all(p["stderr"] > 0 for p in result.details)
     assert any("R² =" in n for n in result.notes)
@@ -37,12 +39,14 @@ def test_reports_the_papers_ratios(protocol: str, names: list[str]) -> None:
 
 
 def test_a_grid_smaller_than_three_by_three_is_inconclusive() -> None:
-    result = laws.maxwell(synthetic_grid("fixed_lr", 3, [1e-3, 1e-2], [1e-3, 1e-2]))
+    result = laws.maxwell(synthetic_grid("fixed_lr", 3,
+                                         grid={"lr": [1e-3, 1e-2], "wd": [1e-3, 1e-2]}))
     assert result.verdict == "inconclusive" and "3×3" in result.reason
 
 
 def test_too_noisy_a_fit_is_inconclusive() -> None:
-    result = laws.maxwell(synthetic_grid("fixed_elr", 3, [1e-3, 2e-3, 3e-3], [1e-3, 2e-3, 3e-3],
+    result = laws.maxwell(synthetic_grid("fixed_elr", 3,
+                                         grid={"elr": [1e-3, 2e-3, 3e-3], "wd": [1e-3, 2e-3, 3e-3]},
                                          noise=0.2))
     assert result.verdict == "inconclusive"
     assert "cannot exclude a deviation of 0.5" in result.reason and "a 50% error" in result.reason
@@ -50,27 +54,29 @@ def test_too_noisy_a_fit_is_inconclusive() -> None:
 
 @pytest.mark.parametrize("mutation", ["no_log_r", "r_sqrt", "T_linear"])
 def test_wrong_entropy_scalings_fail(mutation: str) -> None:
-    result = laws.maxwell(synthetic_grid("fixed_lr", 3, AXIS, AXIS, mutation=mutation,
-                                         noise=1e-2))
+    result = laws.maxwell(synthetic_grid("fixed_lr", 3, grid={"lr": AXIS, "wd": AXIS},
+                                         mutation=mutation, noise=1e-2))
     assert result.verdict == "failed"
     assert result.residual > 0.3  # the relation is off by a sizeable fraction of R
 
 
 def test_sphere_checks_the_slope_of_lambda_eff() -> None:
-    grid = synthetic_grid("fixed_sphere", 3, AXIS, [0.5, 1.0, 2.0], noise=1e-3)
+    grid = synthetic_grid("fixed_sphere", 3, grid={"elr": AXIS, "radius": [0.5, 1.0, 2.0]},
+                          noise=1e-3)
     result = laws.maxwell(grid)
     result.assert_passed()
     assert [p["radius"] for p in result.details] == [0.5, 1.0, 2.0]
     for p in result.details:
         assert p["expected"] == pytest.approx(2 / p["radius"] ** 2)  # (d − 1)/(2V) = R/V
     assert any("vacuous" in n for n in result.notes)
-    assert laws.maxwell(synthetic_grid("fixed_sphere", 3, AXIS, [0.5, 1.0, 2.0],
+    assert laws.maxwell(synthetic_grid("fixed_sphere", 3,
+                                       grid={"elr": AXIS, "radius": [0.5, 1.0, 2.0]},
                                        mutation="wrong_R")).verdict == "failed"
 
 
 def test_sphere_corrected_form_needs_the_gradient_norm() -> None:
-    grid = StateGrid([s.replace(grad_sq=None)
-                      for s in synthetic_grid("fixed_sphere", 3, AXIS, [1.0])])
+    states = synthetic_grid("fixed_sphere", 3, grid={"elr": AXIS, "radius": [1.0]})
+    grid = StateGrid([s.replace(grad_sq=None) for s in states])
     assert laws.maxwell(grid).verdict == "inconclusive"
     laws.maxwell(grid, corrected=False).assert_passed()
 
@@ -94,7 +100,7 @@ def test_line_fit_with_exact_errors_keeps_them() -> None:
 
 
 def test_ratio_uncertainties_follow_the_entropy_errors() -> None:
-    grid = synthetic_grid("fixed_elr", 3, AXIS, AXIS)
+    grid = synthetic_grid("fixed_elr", 3, grid={"elr": AXIS, "wd": AXIS})
     a = laws.maxwell(StateGrid([s.replace(sphere_entropy=Estimate(s.sphere_entropy.value, 0.01))
                                 for s in grid]))
     b = laws.maxwell(StateGrid([s.replace(sphere_entropy=Estimate(s.sphere_entropy.value, 0.02))

@@ -51,8 +51,8 @@ def test_every_mutation_names_a_law_and_a_protocol() -> None:
 
 def test_strength_zero_is_the_theory() -> None:
     axis = [1e-3, 3e-3, 1e-2]
-    exact = synthetic_grid("fixed_lr", 3, axis, axis, noise=1e-3, seed=7)
-    blended = synthetic_grid("fixed_lr", 3, axis, axis, noise=1e-3, seed=7, mutation="hot",
-                             strength=0.0)
+    exact = synthetic_grid("fixed_lr", 3, grid={"lr": axis, "wd": axis}, noise=1e-3, seed=7)
+    blended = synthetic_grid("fixed_lr", 3, grid={"lr": axis, "wd": axis}, noise=1e-3, seed=7,
+                             mutation="hot", strength=0.0)
     assert [s.loss for s in exact] == [s.loss for s in blended]
     assert laws.vmf_closed_form(blended).passed

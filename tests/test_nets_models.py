@@ -1,4 +1,4 @@
-"""Scale-invariant models and the numerical scale-invariance check (THEORY §1, §7)."""
+"""Scale-invariant models and the numerical scale-invariance check (docs/theory.md §1, §7)."""
 
 from __future__ import annotations
 

@@ -67,7 +67,7 @@ def _grid(example: ModuleType, protocol: str,
     if mutate is not None:
         mutate(trainer.spec)
     trainer.run()
-    return trainer.states()
+    return trainer.grid()
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 from collections.abc import Callable
 
@@ -24,6 +25,7 @@ from thermocheck.nets import (
 )
 from thermocheck.nets.data import batch_indices
 from thermocheck.nets.models import rescaled_copy, trainable_vector
+from thermocheck.states import StateGrid
 
 pytestmark = [pytest.mark.fast, pytest.mark.usefixtures("one_thread")]
 
@@ -172,7 +174,20 @@ def test_users_model_stacked_equals_loop_float64(protocol: str) -> None:
         float_buffers = [b for b in trainer.net.model_buffers(m) if b.is_floating_point()]
         for a, b in zip(float_buffers, bufs[m], strict=True):
             assert torch.allclose(a, b, rtol=1e-12, atol=1e-14)
-    assert trainer.states(entropy=False)[0].extra["model"] == "_ScaleInvariantMLP"
+    assert trainer.grid(entropy=False)[0].extra["model"] == "_ScaleInvariantMLP"
+
+
+def test_trainer_states_is_a_deprecated_spelling_of_grid() -> None:
+    """``grid()`` gives the StateGrid; ``states()`` still does, with a DeprecationWarning, until it
+    returns a list of State as ``Recorder.states()`` does."""
+    trainer = Trainer(_config("fixed_lr"), data=_flat(), model=_ScaleInvariantMLP().double())
+    for _ in range(10):
+        trainer.train_step()
+    with pytest.warns(DeprecationWarning, match=r"call Trainer\.grid\(\)"):
+        old = trainer.states(entropy=False)
+    new = trainer.grid(entropy=False)
+    assert isinstance(new, StateGrid) and isinstance(old, StateGrid)
+    assert [json.dumps(s.to_dict()) for s in old] == [json.dumps(s.to_dict()) for s in new]
 
 
 def test_functional_stack_equals_the_grouped_convnet_float64() -> None:
@@ -238,8 +253,8 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path) -> None:  # type: igno
     assert resumed.step == 60
     resumed.run()
     assert torch.equal(whole.W, resumed.W)
-    a = [s.to_dict() for s in whole.states(entropy=False)]
-    b = [s.to_dict() for s in resumed.states(entropy=False)]
+    a = [s.to_dict() for s in whole.grid(entropy=False)]
+    b = [s.to_dict() for s in resumed.grid(entropy=False)]
     assert a == b
 
 
@@ -254,7 +269,7 @@ def test_checkpoint_of_another_config_is_refused(tmp_path) -> None:  # type: ign
 def test_run_gives_states_with_diagnostics() -> None:
     trainer = Trainer(_config("fixed_lr", iters=200), data=synthetic(64))
     trainer.run()
-    grid = trainer.states()
+    grid = trainer.grid()
     assert len(grid) == 4 and grid.substrate == "net"
     s = grid[0]
     assert not s.energy_is_loss and s.sigma2.value > 0 and s.sphere_entropy is not None
@@ -262,3 +277,15 @@ def test_run_gives_states_with_diagnostics() -> None:
         assert key in s.extra
     assert abs(s.extra["radial_cosine"]) < 1e-5  # BN eps only
     assert copy.deepcopy(s.to_dict())["extra"]["tf32"] is False
+
+
+def test_a_config_is_built_from_the_packages_grid_spelling() -> None:
+    from thermocheck.errors import InvalidParameterError
+    from thermocheck.nets.train import GridConfig
+
+    cfg = GridConfig.from_grid("fixed_elr", {"wd": [0.01, 0.1], "elr": [0.003, 0.006]}, iters=400)
+    assert (cfg.x, cfg.y, cfg.iters) == ((0.003, 0.006), (0.01, 0.1), 400)
+    assert cfg.grid == {"elr": (0.003, 0.006), "wd": (0.01, 0.1)}
+    assert GridConfig.from_grid("fixed_elr", cfg.grid, iters=400) == cfg
+    with pytest.raises(InvalidParameterError, match="needs exactly the axes"):
+        GridConfig.from_grid("fixed_elr", {"lr": [0.1], "wd": [0.01]})

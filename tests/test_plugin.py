@@ -7,6 +7,7 @@ profile) and let xdist start real workers.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -15,9 +16,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import settings
 
-from thermocheck.plugin import MARKERS, LawReport
-from thermocheck.report import load_report
+from thermocheck.errors import InvalidParameterError, ParameterTypeError
+from thermocheck.plugin import MARKERS, PROFILES, LawReport, load_profile
+from thermocheck.report import grid_id, load_report
 
 pytestmark = pytest.mark.fast
 
@@ -87,7 +90,14 @@ def check_report(pytester: pytest.Pytester, outcome: pytest.RunResult, folder: s
     assert "NaN" not in text and "Infinity" not in text
     markdown = (pytester.path / folder / "report.md").read_text()
     assert "| ideal_gas | ✓ passed | ✗ FAILED |" in markdown
-    return json.loads(text)
+    data = json.loads(text)
+    by_law = {r["law"]: r for r in data["results"]}
+    assert [r["test"] for r in data["results"]] == tests
+    assert by_law["heat_capacity"]["test"] == "test_suite.py::test_two_and_a_grid"
+    assert by_law["heat_capacity"]["grid"] == "user-fixed_lr-d3"
+    assert by_law["heat_capacity"]["grid_id"] == grid_id(report.grids["user-fixed_lr-d3"])
+    assert by_law["adiabatic"]["grid"] is None  # recorded without its grid: no link
+    return data
 
 
 def test_one_report_serial_and_under_xdist(pytester: pytest.Pytester) -> None:
@@ -189,18 +199,68 @@ def test_slurm_tests_skip_without_a_cluster(pytester: pytest.Pytester,
     outcome.stdout.fnmatch_lines(["*slurm test skipped: `sinfo` not found*slurm-up.sh*"])
 
 
+PRINT_SETTINGS = """
+    from hypothesis import settings
+
+    def test_profile():
+        s = settings()
+        print("SETTINGS", s.max_examples, s.derandomize, repr(s.deadline), s.database is None)
+"""
+
+
+def _settings(outcome: pytest.RunResult) -> list[str]:
+    """The settings the inner test printed: max_examples, derandomize, deadline, no database."""
+    outcome.assert_outcomes(passed=1)
+    return [m.group(0) for line in outcome.outlines if (m := re.search(r"SETTINGS .*", line))]
+
+
+def _set_ci(monkeypatch: pytest.MonkeyPatch, ci: str | None) -> None:
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+
+
+@pytest.mark.parametrize("ci", [None, "true"])
+def test_no_profile_unless_asked(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+                                 ci: str | None) -> None:
+    """Without --thermocheck-profile, Hypothesis's settings are those of a session without the
+    plugin (whatever Hypothesis itself makes of $CI)."""
+    _set_ci(monkeypatch, ci)
+    pytester.makepyfile(test_profile=PRINT_SETTINGS)
+    with_plugin = _settings(run(pytester, "-s"))
+    without = _settings(run(pytester, "-s", "-p", "no:thermocheck"))
+    assert with_plugin == without and len(with_plugin) == 1
+
+
+@pytest.mark.parametrize("ci", [None, "true"])
+def test_users_conftest_profile_survives(pytester: pytest.Pytester,
+                                         monkeypatch: pytest.MonkeyPatch, ci: str | None) -> None:
+    """A user's project with its own profile keeps it, with and without $CI; asking for a
+    thermocheck profile explicitly still loads it."""
+    _set_ci(monkeypatch, ci)
+    pytester.makeconftest("""
+        from hypothesis import settings
+
+        settings.register_profile("mine", max_examples=7, derandomize=False)
+        settings.load_profile("mine")
+    """)
+    pytester.makepyfile(test_profile=PRINT_SETTINGS)
+    mine = _settings(run(pytester, "-s"))
+    assert len(mine) == 1 and mine[0].startswith("SETTINGS 7 False "), mine
+    assert mine == _settings(run(pytester, "-s", "-p", "no:thermocheck"))
+    assert _settings(run(pytester, "-s", "--thermocheck-profile=ci")) == [
+        "SETTINGS 50 True None True"]
+
+
 @pytest.mark.parametrize(("args", "ci", "want"), [
-    ([], None, (25, False)),
-    ([], "true", (50, True)),
+    (["--thermocheck-profile=dev"], "true", (25, False)),
     (["--thermocheck-profile=thorough"], "true", (1000, False)),
     (["--thermocheck-profile=ci"], None, (50, True)),
 ])
 def test_hypothesis_profiles(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
                              args: list[str], ci: str | None, want: tuple[int, bool]) -> None:
-    if ci is None:
-        monkeypatch.delenv("CI", raising=False)
-    else:
-        monkeypatch.setenv("CI", ci)
+    _set_ci(monkeypatch, ci)
     pytester.makepyfile(test_profile=f"""
         from hypothesis import settings
 
@@ -226,6 +286,25 @@ def test_explicit_hypothesis_profile_wins(pytester: pytest.Pytester) -> None:
         passed=1)
 
 
+def test_this_repository_defaults_to_its_profile(request: pytest.FixtureRequest) -> None:
+    """The repository's conftest picks ``ci`` under $CI, else ``dev``, for its own suite."""
+    if request.config.getoption("hypothesis_profile", default=None):
+        pytest.skip("--hypothesis-profile chose the profile")
+    name = request.config.getoption("thermocheck_profile")
+    args = request.config.invocation_params.args
+    if not any(str(a).startswith("--thermocheck-profile") for a in args):
+        ci = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes", "on")
+        assert name == ("ci" if ci else "dev")
+    want = PROFILES[name]
+    assert (settings().max_examples, settings().derandomize) == (
+        want["max_examples"], want["derandomize"])
+
+
+def test_load_profile_names_its_choices() -> None:
+    with pytest.raises(InvalidParameterError, match=r"name='nightly' is invalid: choose one of"):
+        load_profile("nightly")
+
+
 def test_plugin_import_is_light() -> None:
     code = ("import sys, thermocheck.plugin; "
             "print(sorted(m for m in ('numpy', 'scipy', 'torch', 'matplotlib', 'hypothesis') "
@@ -237,7 +316,7 @@ def test_plugin_import_is_light() -> None:
 
 def test_record_refuses_other_objects() -> None:
     recorder = LawReport(SimpleNamespace(user_properties=[]))  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="expects a LawResult, got dict"):
+    with pytest.raises(ParameterTypeError, match="expects a LawResult, got dict"):
         recorder.record({"law": "ideal_gas"})  # type: ignore[arg-type]
 
 

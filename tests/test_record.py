@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from thermocheck import laws
 from thermocheck.nets import ScaleInvarianceError
 from thermocheck.record import (
     INTERPOLATION_REASON,
@@ -19,7 +21,7 @@ from thermocheck.record import (
     noise,
     noise_from_gradients,
 )
-from thermocheck.states import StateGrid
+from thermocheck.states import SERIES, StateGrid
 
 pytestmark = [pytest.mark.fast, pytest.mark.usefixtures("one_thread")]
 
@@ -115,6 +117,23 @@ def test_lambda_eff_on_the_sphere() -> None:
     assert math.isclose(rec.sync()["lambda_eff"][0, 0], float(want), rel_tol=1e-12)
 
 
+def test_the_noise_measurement_is_its_own_module() -> None:
+    """``thermocheck.noise`` holds the measurement and imports neither the recorder nor the
+    networks; ``thermocheck.record`` re-exports it unchanged."""
+    import ast
+    import inspect
+
+    from thermocheck import noise as noise_module
+    from thermocheck import record
+
+    for name in ("noise", "noise_from_gradients", "NoiseEstimate", "unit_radius"):
+        assert getattr(record, name) is getattr(noise_module, name)
+    tree = ast.parse(inspect.getsource(noise_module))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    above = ("thermocheck.record", "thermocheck.nets")
+    assert not {m for m in imported if m and m.startswith(above)}
+
+
 # -- noise -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("centred_at_full", [True, False])
 def test_noise_isotropic_gradients(centred_at_full: bool) -> None:
@@ -184,6 +203,9 @@ def test_states_stationary_with_batch_means_errors() -> None:
     _filled(rec, 2.0 + 0.01 * _white(n, 2, 1), 0.5 + 0.01 * _white(n, 2, 2))
     states = rec.states(entropy=False)
     assert [s.stationary for s in states] == [True, True], [s.reason for s in states]
+    grid = rec.grid(entropy=False)  # the same states as one StateGrid
+    assert isinstance(grid, StateGrid)
+    assert [json.dumps(s.to_dict()) for s in grid] == [json.dumps(s.to_dict()) for s in states]
     s = states[0]
     assert abs(s.mean_radius.value - 2) < 0.002 and 0 < s.mean_radius.stderr < 0.002
     assert 10 <= s.mean_radius.n <= 30  # batch means: the number of batches
@@ -200,7 +222,9 @@ def test_drifting_radius_is_not_stationary() -> None:
     _filled(rec, torch.linspace(1, 3, n)[:, None] + 0.01 * _white(n, 1, 3),
             0.5 + 0.01 * _white(n, 1, 4))
     s = rec.state(entropy=False)
-    assert not s.stationary and "mean_radius" in s.reason, s.reason
+    assert not s.stationary and "radius series" in s.reason, s.reason
+    assert s.stationary_series == {"radius": False, "loss": True, "noise": True,
+                                   "directions": True}
 
 
 def test_too_short_or_unmeasured_noise_is_a_verdict() -> None:
@@ -224,6 +248,7 @@ def test_interpolation_is_a_verdict_not_a_crash() -> None:
     _filled(rec, 2.0 + 0.01 * _white(n, 1, 5), 1e-5 * torch.ones(n, 1, dtype=F64))
     s = rec.state(entropy=False)
     assert not s.stationary and s.reason == INTERPOLATION_REASON
+    assert s.not_stationary_in(SERIES) == ("noise", "directions")
 
 
 def test_divergence_is_a_verdict_not_a_crash() -> None:
@@ -232,7 +257,43 @@ def test_divergence_is_a_verdict_not_a_crash() -> None:
     radius[600:] = float("nan")
     _filled(rec, radius, 0.5 + 0.01 * _white(800, 1, 7))
     s = rec.state(entropy=False)
-    assert not s.stationary and s.reason.startswith("diverged") and s.extra["diverged"]
+    assert not s.stationary and s.reason.startswith("diverged") and s.diverged
+
+
+def _isotropic_walk(rec: Recorder, loss: torch.Tensor, *, lr: float, wd: float, seed: int) -> None:
+    """Fixed LR (Eq. 15) on a loss whose minibatch gradient is pure isotropic noise of σ² = 1
+    (Eq. 24 with ∇L = 0): ``w ← w − η(g + λw)``, ``‖w‖ g = P_w ξ``, started at the stationary radius
+    of Eq. 19; ``loss[k]`` is the loss fed at step k, and a noise measurement (σ² = 1, ∇L = 0)
+    comes every 10 steps."""
+    gen = torch.Generator().manual_seed(seed)
+    d = rec.d
+    W = torch.randn(1, d, generator=gen, dtype=F64)
+    W *= (lr * (d - 1) / (2 * wd)) ** 0.25 / W.norm()
+    for k in range(loss.shape[0]):
+        xi = torch.randn(1, d, generator=gen, dtype=F64)
+        sq = W.square().sum()
+        G = (xi - (xi * W).sum() / sq * W) / sq.sqrt()
+        rec.begin(W, G)
+        W = W - lr * (G + wd * W)
+        rec.end(loss=loss[k])
+        if k % 10 == 0:
+            rec.add_noise(_noise(1.0, 0.0))
+
+
+def test_a_drifting_loss_leaves_v1_and_the_norm_balance_to_decide() -> None:
+    """Stationarity per series: the loss (and with it the directions) still drifts, the radius and
+    the noise are stationary, so V1 and the norm balance, which need only those, decide."""
+    rec = Recorder(None, "fixed_lr", d=20, device="cpu", lr=0.05, wd=0.05, every=25)
+    steps = 8000
+    _isotropic_walk(rec, torch.linspace(1.0, 0.5, steps) + 0.01 * _white(steps, 1, 8)[:, 0],
+                    lr=0.05, wd=0.05, seed=9)
+    s = rec.state(entropy=False)
+    assert s.stationary_series == {"radius": True, "loss": False, "noise": True,
+                                   "directions": False}, s.reason
+    assert not s.stationary and "the loss series" in s.reason, s.reason
+    assert "not stationary" not in s.reason  # the laws add it once when they name the state
+    for result in (laws.ideal_gas(s, corrected=True), laws.norm_balance(s)):
+        assert result.verdict == "passed", result.summary()
 
 
 # -- a user's loop ---------------------------------------------------------------------------------
@@ -320,11 +381,102 @@ def test_attach_refuses_a_closure() -> None:
         opt.step(lambda: F.cross_entropy(model(x), y))
 
 
-def test_refuses_a_model_that_is_not_scale_invariant() -> None:
-    model = _mlp()
-    model[-1].requires_grad_(True)  # an unfrozen head
-    with pytest.raises(ScaleInvarianceError, match=r"6\.weight"):
-        Recorder(model, "fixed_lr", lr=0.1, wd=0.01, data=_data(), batch_size=16)
+def _ln_mlp(*, affine: bool = False, head: bool = False, last_norm: bool = True) -> nn.Module:
+    """A float32 LayerNorm MLP 8 → 32 → 32 → 3 with LayerNorm's default ε = 1e-5, its trainable
+    weights rescaled to ‖w‖ = 0.25, where ε changes the loss under scaling by more than the
+    Recorder's default ``invariance_rtol``. Options break the invariance: an affine LayerNorm, a
+    trainable head, no LayerNorm after the second layer."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(8, 32, bias=False), nn.LayerNorm(32, elementwise_affine=affine), nn.ReLU(),
+        nn.Linear(32, 32, bias=False),
+        nn.LayerNorm(32, elementwise_affine=affine) if last_norm else nn.Identity(), nn.ReLU(),
+        nn.Linear(32, 3),
+    )
+    model[-1].requires_grad_(head)
+    params = [p for p in model.parameters() if p.requires_grad]
+    with torch.no_grad():
+        norm = torch.cat([p.reshape(-1) for p in params]).norm()
+        for p in params:
+            p.mul_(0.25 / norm)
+    return model
+
+
+def test_a_layernorm_mlp_with_plain_sgd_is_accepted_at_default_settings() -> None:
+    """ε breaks the invariance at ‖w‖ = 0.25 beyond the default tolerance, yet the model is
+    accepted: at 100 × the weights ε's effect is 1e4 times smaller, and nothing structural is
+    left."""
+    model = _ln_mlp()
+    x, y = _data()
+    data = (x.float(), y)
+    rec = Recorder(model, "fixed_lr", lr=0.1, wd=0.05, data=data, batch_size=16, every=5)
+    assert rec.invariance is not None
+    assert rec.invariance["loss_rel_change"] > 1e-3 > 1e2 * rec.invariance["structural_change"]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=0.05)
+    for _ in range(10):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(data[0][:16]), y[:16])
+        loss.backward()
+        opt.step()
+        rec.step(loss)
+    assert np.abs(rec.sync()["update_residual"]).max() < 1e-5  # plain SGD is the claimed step
+
+
+@pytest.mark.parametrize(("breaks", "named"), [
+    ({"affine": True}, ["1.weight", "1.bias", "4.weight", "4.bias"]),
+    ({"head": True}, ["6.weight", "6.bias"]),
+    ({"last_norm": False}, ["3.weight"]),
+])
+def test_refuses_structural_breaks_naming_every_parameter_and_the_option(
+    breaks: dict[str, bool], named: list[str]
+) -> None:
+    """An affine normalisation, a trainable head or a layer without normalisation is refused at
+    default settings; the message names every parameter at fault (and no other) and the option."""
+    x, y = _data()
+    with pytest.raises(ScaleInvarianceError, match="invariance_rtol=") as err:
+        Recorder(_ln_mlp(**breaks), "fixed_lr", lr=0.1, wd=0.05, data=(x.float(), y),
+                 batch_size=16)
+    culprits = str(err.value).split("Parameters that break the invariance: ")[1]
+    listed = [item.split(" (")[0] for item in culprits.split("; ")[: len(named) + 1]]
+    assert listed[: len(named)] == named and not listed[len(named)].endswith("weight"), culprits
+
+
+class _TwoBranches(nn.Module):
+    """Two linear branches (with biases) summed before one normalisation: invariant only jointly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(8, 32), nn.Linear(8, 32)
+        self.norm = nn.BatchNorm1d(32, affine=False)
+        self.head = nn.Linear(32, 3)
+        self.head.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.norm(self.a(x) + self.b(x))))
+
+
+def test_a_model_invariant_only_jointly_is_accepted() -> None:
+    """The laws need L(αw) = L(w) for the whole w: biases before a normalisation and branches
+    summed before one are scale-invariant jointly, though no tensor is invariant alone."""
+    x, y = _data()
+    recorder = Recorder(_TwoBranches(), "fixed_lr", lr=0.1, wd=0.05, data=(x.float(), y),
+                        batch_size=16)
+    assert recorder is not None
+
+
+def test_the_invariance_check_leaves_the_model_as_it_was() -> None:
+    model = _ln_mlp(affine=True)
+    model.eval()
+    before = {n: t.clone() for n, t in model.state_dict().items()}
+    x, y = _data()
+    torch.manual_seed(3)
+    expected_draw = torch.rand(3)
+    torch.manual_seed(3)
+    with pytest.raises(ScaleInvarianceError):
+        Recorder(model, "fixed_lr", lr=0.1, wd=0.05, data=(x.float(), y), batch_size=16)
+    assert torch.equal(torch.rand(3), expected_draw), "the check must not consume the global RNG"
+    assert not model.training
+    assert all(torch.equal(t, before[n]) for n, t in model.state_dict().items())
 
 
 def test_user_states_with_noise_entropy_and_a_grid_from_runs(tmp_path) -> None:  # type: ignore[no-untyped-def]

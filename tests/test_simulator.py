@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -15,8 +16,10 @@ from thermocheck.simulator import (
     Loss,
     QuadraticLoss,
     SimulationResult,
+    relaxation_steps,
     simulate,
 )
+from thermocheck.simulator.api import MIN_QUEUE_SAMPLES
 
 pytestmark = pytest.mark.fast
 
@@ -34,8 +37,8 @@ def run(protocol: str, **options: Any) -> SimulationResult:
 
 @pytest.mark.parametrize("protocol", theory.PROTOCOLS)
 def test_a_point_alone_equals_the_same_point_in_the_grid(protocol: str) -> None:
-    """READINGS.md: a point's stream depends on (seed, point) only, so its trajectory and every
-    logged number are bit-for-bit the same alone and among other points."""
+    """A point's stream depends on (seed, point) only (docs/architecture.md), so its trajectory and
+    every logged number are bit-for-bit the same alone and among other points."""
     full = run(protocol, seed=11)
     x_axis, y_axis = theory.AXES[protocol]
     m = 3  # the last point of the 2 × 2 grid
@@ -58,9 +61,9 @@ def test_the_sphere_keeps_the_radius() -> None:
 
 @pytest.mark.parametrize("protocol", theory.PROTOCOLS)
 def test_states_report_the_claimed_hyperparameters_and_sigma(protocol: str) -> None:
-    res = run(protocol, sigma=1.5)
+    res = run(protocol, sigma2=2.25)
     for s, x, y in zip(res.grid, res.x, res.y, strict=True):
-        assert s.hyperparameters == dict(zip(theory.AXES[protocol], (x, y), strict=True))
+        assert s.hyperparameters == theory.axes_grid(protocol, x, y)
         assert (s.sigma2.value, s.sigma2.stderr) == (2.25, 0.0)
         assert (s.substrate, s.energy_is_loss, s.extra["loss"]) == ("isotropic", True, "linear")
         measured = s.extra["sigma2_measured"]
@@ -161,7 +164,7 @@ def test_an_unfinished_relaxation_is_not_stationary() -> None:
     ({"grid": {"lr": [0.1, 0.1], "wd": [0.1]}}, "distinct"),
     ({"grid": {"lr": [-0.1], "wd": [0.1]}}, "lr"),
     ({"d": 1}, "d=1"),
-    ({"sigma": 0.0}, "sigma"),
+    ({"sigma2": 0.0}, "sigma2"),
     ({"iterations": 1050}, "multiple of log_every"),
     ({"iterations": 5000}, "at least 100 logs"),
     ({"entropy_logs": 1}, "entropy_logs=1"),
@@ -188,3 +191,76 @@ def test_a_custom_loss_with_wrong_shapes_is_refused() -> None:
         run("fixed_lr", loss=lambda wbar: (np.zeros(len(wbar)), np.zeros(3)))
     with pytest.raises(InvalidParameterError, match="must return"):
         run("fixed_lr", loss=lambda wbar: np.zeros(len(wbar)))
+
+
+# ---------------------------------------------------------------------------------------------
+# The entropy's snapshots follow the direction's relaxation time
+# ---------------------------------------------------------------------------------------------
+
+
+def test_relaxation_time_has_the_well_and_diffusion_limits() -> None:
+    """Low T: the well relaxes at η_eff·‖μ‖ per step; high T (no well): diffusion on S^{d−1} at
+    (d − 1) η_eff T; fixed LR uses η_eff = η/r*²."""
+    elr = np.array([1e-3])
+    cold = relaxation_steps("fixed_elr", elr, np.array([0.1]), d=3, sigma=1.0, curvature=1.0)
+    assert abs(cold[0] * 1e-3 - 1) < 2e-3  # T = 5e-4: a correction of order (d − 1)T/2
+    free = relaxation_steps("fixed_sphere", elr, np.array([1.0]), d=30, sigma=1.0, curvature=0.0)
+    assert free[0] == pytest.approx(1 / (29 * 1e-3 * 5e-4), rel=1e-12)
+    lr, wd = np.array([1e-2]), np.array([1e-3])
+    elr_lr = lr / np.sqrt(lr * (1.0 * 9 + 1.0) / (2 * wd))
+    assert relaxation_steps("fixed_lr", lr, wd, d=10, sigma=1.0, curvature=1.0) == pytest.approx(
+        relaxation_steps("fixed_elr", elr_lr, wd, d=10, sigma=1.0, curvature=1.0), rel=1e-12)
+
+
+def test_snapshots_are_spaced_by_the_relaxation_time() -> None:
+    """At η_eff = 10⁻² (relaxation ~100 steps) snapshots 10 steps apart would be ~90 %
+    correlated; the queue spaces them by two relaxation times, the estimates share no snapshot,
+    and the measured lag-one correlation is about e⁻² (the old fixed spacing gave 0.9)."""
+    grid = {"elr": [1e-2], "radius": [1.0]}
+    res = simulate("fixed_sphere", d=3, grid=grid, iterations=400_000, log_every=1000,
+                   queue_size=1000, queue_every=10, entropy_every=50_000, entropy_logs=4, seed=3)
+    tau = relaxation_steps("fixed_sphere", np.array([1e-2]), np.array([1.0]), d=3, sigma=1.0,
+                           curvature=1.0)[0]
+    assert res.queue_every[0] == math.ceil(2 * tau)
+    assert res.queue_used[0] == 50_000 // res.queue_every[0]  # one estimate's window, no more
+    info = res.grid[0].extra["entropy_queue"]
+    assert not info["correlated"] and info["n_samples"] == res.queue_used[0]
+    # e^-2 = 0.135, sampling error of one lag-one estimate about 1/sqrt(N) = 0.04 each
+    assert abs(np.mean(res.entropy_lag) - math.exp(-2)) < 4 / math.sqrt(4 * res.queue_used[0])
+    old = simulate("fixed_sphere", d=3, grid=grid, iterations=400_000, log_every=1000,
+                   queue_size=1000, queue_every=10, entropy_every=50_000, entropy_logs=4, seed=3,
+                   decorrelation=0)
+    assert np.mean(old.entropy_lag) > 0.8 and not old.grid[0].extra["entropy_queue"]["correlated"]
+
+
+def test_a_point_too_slow_for_its_window_is_marked_correlated() -> None:
+    res = simulate("fixed_sphere", d=3, grid={"elr": [1e-3, 0.05], "radius": [1.0]},
+                   iterations=40_000, log_every=100, queue_size=500, queue_every=5,
+                   entropy_every=5_000, entropy_logs=2)
+    slow, fast = (s.extra["entropy_queue"] for s in res.grid)
+    assert slow["correlated"] and slow["n_samples"] == MIN_QUEUE_SAMPLES
+    assert slow["spacing"] == 5_000 // MIN_QUEUE_SAMPLES
+    assert not fast["correlated"] and fast["spacing"] >= 2 * fast["relaxation_steps"]
+
+
+def test_entropy_of_a_point_does_not_depend_on_its_neighbours() -> None:
+    options = {"d": 3, "iterations": 40_000, "log_every": 100, "queue_size": 500,
+               "queue_every": 5, "entropy_every": 10_000, "entropy_logs": 2, "seed": 5}
+    full = simulate("fixed_elr", grid={"elr": [0.02, 0.08], "wd": [0.05]}, **options)
+    alone = simulate("fixed_elr", grid={"elr": [0.08], "wd": [0.05]}, **options)
+    assert np.array_equal(alone.entropy[0], full.entropy[1])
+    assert alone.queue_every[0] == full.queue_every[1]
+
+
+def test_noise_is_spelled_sigma2_and_sigma_is_a_deprecated_alias() -> None:
+    """σ² is the one spelling (``State.sigma2``, the laws); ``simulate(sigma=σ)`` still runs the
+    same simulation, with a DeprecationWarning."""
+    new = run("fixed_lr", sigma2=2.25)
+    with pytest.warns(DeprecationWarning, match=r"pass sigma2=σ²"):
+        old = run("fixed_lr", sigma=1.5)
+    assert [s.to_dict() for s in new.grid] == [s.to_dict() for s in old.grid]
+    assert all(s.sigma2.value == 2.25 for s in new.grid)
+    with pytest.raises(InvalidParameterError, match="sigma2 and sigma were both given"):
+        run("fixed_lr", sigma2=2.25, sigma=1.5)
+    with pytest.raises(InvalidParameterError, match="sigma2"):
+        run("fixed_lr", sigma2=0.0)

@@ -72,7 +72,7 @@ def scaled_quadratic(a: np.ndarray, b: np.ndarray) -> QuadraticLoss:
 
 def run(d: int, loss: Any, iterations: int, *, entropy: bool) -> SimulationResult:
     return simulate("fixed_sphere", d=d, grid={"elr": [ELR], "radius": REPLICAS},
-                    sigma=float(np.sqrt(2 * T / ELR)), loss=loss, iterations=iterations,
+                    sigma2=2 * T / ELR, loss=loss, iterations=iterations,
                     log_every=iterations // 500, queue_size=1000, queue_every=250,
                     entropy_every=iterations // 4, entropy_logs=2 if entropy else 0)
 

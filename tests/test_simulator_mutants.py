@@ -12,6 +12,7 @@ import pytest
 
 from thermocheck import laws, theory
 from thermocheck.errors import InvalidParameterError
+from thermocheck.laws._common import predicts_stationary
 from thermocheck.simulator import SimulationResult, simulate
 from thermocheck.simulator.mutants import MUTANTS, simulate_mutant
 
@@ -24,7 +25,8 @@ GRIDS: dict[str, dict[str, list[float]]] = {
 }
 RUN: dict[str, Any] = {"d": 3, "iterations": 100_000, "log_every": 100, "entropy_logs": 0}
 CHECKED = ("ideal_gas", "norm_balance", "vmf_closed_form")
-CASES = [(m.name, p) for m in MUTANTS.values() for p in m.protocols]
+CASES = [(m.name, p) for m in MUTANTS.values() if not (m.needs_momentum or m.needs_adamw)
+         for p in m.protocols]
 
 
 def verdicts(result: SimulationResult) -> dict[str, str]:
@@ -45,8 +47,12 @@ def test_each_mutant_is_caught(name: str, protocol: str) -> None:
     assert all(s.extra["mutant"] == name for s in result.grid)
     caught_by = MUTANTS[name].caught_by[protocol]
     if "stationarity" in caught_by:
+        # nothing stationary: "nothing measured", or a failure where the run diverged although
+        # the theory predicts a stationary state there
         assert not any(s.stationary for s in result.grid)
-        assert set(verdicts(result).values()) <= {"inconclusive", "not_applicable"}
+        broken = any(s.diverged and predicts_stationary(s) for s in result.grid)
+        allowed = {"failed" if broken else "inconclusive", "not_applicable"}
+        assert set(verdicts(result).values()) <= allowed, (broken, verdicts(result))
         return
     got = verdicts(result)
     assert {law: got[law] for law in caught_by} == dict.fromkeys(caught_by, "failed"), got

@@ -9,7 +9,7 @@ over. Every comparison allows ``Z`` standard errors plus a documented model allo
 * the Euler step biases the direction law's temperature by a relative ``η_eff/2`` for the linear
   loss (curvature 1): allowance ``η_eff C_V T`` on U and ``η_eff C_V`` on S(ρ) (``C_V = dU/dT``);
 * the k-NN entropy of N = 1000 samples is biased: measured within ``0.03 C_V`` nats for d ≤ 10 at
-  these temperatures (THEORY.md §8 quotes −0.04 nats at d = 10, κ = 50, N = 2000);
+  these temperatures (the calibration measured −0.04 nats at d = 10, κ = 50, N = 2000);
 * the entropy's error comes from 8 queue estimates: its z is Student's t with 7 degrees of freedom
   at the same two-sided level (5.41 instead of 3.29 at 1e-3).
 """

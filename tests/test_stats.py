@@ -83,13 +83,25 @@ def test_ramp_is_rejected() -> None:
 
 
 def test_slow_relaxation_has_no_stationary_window() -> None:
-    """A transient that decays over most of the run: MSER truncates in the last half."""
+    """A transient that decays over most of the run: no stationary window, by MSER truncating in
+    the last half or by the drift left in the kept half."""
     rng = np.random.default_rng(7)
     n = 2000
     x = ar1(n, 0.5, rng, mean=1.0) * 0.01 + np.exp(-np.arange(n) / 600.0)
     verdict = stats.assess_stationarity({"radius": x, "loss": ar1(n, 0.0, rng)})
     assert not verdict.stationary
-    assert "radius" in verdict.reason and verdict.start > n // 2
+    assert "radius" in verdict.reason and verdict.start >= n // 2
+
+
+@pytest.mark.parametrize("seed", [1, 2, 20])
+def test_a_quiet_stretch_near_the_end_is_not_a_transient(seed: int) -> None:
+    """Stationary AR(1) with φ = 0.99 (10 τ_int over the run) whose MSER-5 minimum falls in the
+    last half (MSER's end effect): the whole run does not drift, so it is stationary."""
+    x = ar1(2000, 0.99, np.random.default_rng(seed))
+    assert 2 * stats.mser_truncation(x) > x.size
+    verdict = stats.assess_stationarity({"x": x})
+    assert verdict.stationary, verdict.reason
+    assert 2 * verdict.start <= x.size
 
 
 def test_small_drift_below_rtol_is_tolerated() -> None:

@@ -145,6 +145,32 @@ def test_unreadable_or_foreign_entries_count_as_missing(tmp_path: Path, text: st
         assert cache.get(CONFIG) is None
 
 
+@pytest.mark.parametrize("edit", [
+    lambda e: e["state"]["extra"].update(tau=1.6),  # a number changed by hand
+    lambda e: e["config"].update(seed=8),  # the configuration it claims to measure
+    lambda e: e.pop("checksum"),  # a checksum removed
+    lambda e: e.update(schema_version=1),  # an entry of the format before checksums
+])
+def test_an_entry_edited_by_hand_counts_as_missing(tmp_path: Path, edit: object) -> None:
+    cache = ResultsCache(tmp_path)
+    path = cache.put(CONFIG, _state(0.1))
+    entry = json.loads(path.read_text())
+    edit(entry)  # type: ignore[operator]
+    path.write_text(json.dumps(entry, indent=1))
+    with pytest.warns(UserWarning, match="ignoring cache entry"):
+        assert cache.get(CONFIG) is None
+
+
+def test_the_checksum_ignores_where_and_when(tmp_path: Path) -> None:
+    cache = ResultsCache(tmp_path)
+    path = cache.put(CONFIG, _state(0.1), seconds=2.0)
+    entry = json.loads(path.read_text())
+    entry["meta"]["host"] = "elsewhere"
+    path.write_text(json.dumps(entry))  # reformatted, and the metadata changed: the same content
+    assert cache.get(CONFIG) == _state(0.1)
+    assert entry["checksum"] == cache_mod.entry_checksum(entry)
+
+
 def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("THERMOCHECK_CACHE_DIR", raising=False)
     monkeypatch.setattr(cache_mod.sys, "platform", "linux")

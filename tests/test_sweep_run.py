@@ -28,8 +28,9 @@ from thermocheck.sweep import (
     sweep_options,
 )
 from thermocheck.sweep.progress import Progress
-from thermocheck.sweep.shards import ShardTask, split
+from thermocheck.sweep.shards import ShardTask, register_substrate, split
 from thermocheck.synthetic import synthetic_grid
+from thermocheck.theory import axes_grid
 
 pytestmark = pytest.mark.fast
 
@@ -41,7 +42,8 @@ def fake_runner(spec: SweepSpec, xs: np.ndarray, ys: np.ndarray) -> StateGrid:
     """A stand-in substrate with the simulator's contract (each point's noise comes from its own
     stream, keyed by seed and point): the theory's states with 1 % noise."""
     CALLS.append((tuple(xs), tuple(ys)))
-    return synthetic_grid(spec.protocol, spec.d, xs, ys, noise=0.01, seed=spec.seed)
+    return synthetic_grid(spec.protocol, spec.d, grid=axes_grid(spec.protocol, xs, ys), noise=0.01,
+                          seed=spec.seed)
 
 
 def flaky_runner(spec: SweepSpec, xs: np.ndarray, ys: np.ndarray) -> StateGrid:
@@ -163,7 +165,8 @@ def test_failed_shard_leaves_points_missing_and_a_rerun_resumes(
     assert broken.missing == tuple({"lr": 0.08, "wd": wd} for wd in GRID["wd"])
     assert len(broken.grid) == 9
     assert len(broken.errors) == 1 and "RuntimeError: device lost" in broken.errors[0]
-    assert "local: shards 0 pending · 0 running · 3 done · 1 failed (of 4)" in progress.getvalue()
+    assert "local: 9 of 12 points in " in progress.getvalue()
+    assert "shards 0 pending · 0 running · 3 done · 1 failed (of 4)" in progress.getvalue()
     assert "failed: RuntimeError: device lost" in progress.getvalue()
     monkeypatch.setattr(sys.modules[__name__], "DEVICE_LOST", False)
     CALLS.clear()
@@ -222,14 +225,49 @@ class _Terminal(io.StringIO):
         return True
 
 
-def test_progress_rewrites_its_line_on_a_terminal() -> None:
+def test_progress_bar_on_a_terminal_counts_points_with_rate_and_eta() -> None:
     stream = _Terminal()
-    progress = Progress(1, "slurm", stream)
-    progress.set(0, "running")
-    progress.set(0, "done")
-    assert stream.getvalue() == (
-        "\rslurm: shards 0 pending · 1 running · 0 done · 0 failed (of 1)"
-        "\rslurm: shards 0 pending · 0 running · 1 done · 0 failed (of 1)\n")
+    with Progress([4, 2], "local", stream) as progress:
+        progress.set(0, "running")
+        progress.advance(0, 3)
+        progress.set(0, "done")  # the shard's last point
+        progress.set(1, "failed")
+        assert progress.stored == 4
+    text = stream.getvalue()
+    assert "local:" in text and "4/6" in text and "pt/s" in text and "<" in text  # rate, ETA
+    assert "1 done · 1 failed shards" in text
+
+
+def test_progress_is_quiet_off_a_terminal_but_for_one_closing_line() -> None:
+    stream = io.StringIO()
+    with Progress([2, 3], "local", stream) as progress:
+        progress.set(0, "running")
+        progress.advance(0, 2)
+        progress.set(0, "done")
+        progress.set(1, "failed")
+        assert stream.getvalue() == ""
+    line, = stream.getvalue().splitlines()
+    assert line.startswith("local: 2 of 5 points in ")
+    assert line.endswith("shards 0 pending · 0 running · 1 done · 1 failed (of 2)")
+
+
+def test_progress_counts_each_stored_batch_as_it_happens(tmp_path: Path) -> None:
+    """In-process shards advance the bar per stored batch, not per finished shard."""
+    register_substrate("batched_fake", fake_runner, batch=2)
+    seen: list[int] = []
+
+    class Watch(Progress):
+        def advance(self, index: int, n: int) -> None:
+            super().advance(index, n)
+            if n:  # a shard's "done" advances by what is left: nothing here
+                seen.append(self.stored)
+
+    spec = _spec("batched_fake")
+    shard = split(spec, None)[0]
+    with Watch([12], "local", None) as progress:
+        LocalExecutor(1).run([ShardTask(shard, str(tmp_path))], progress)
+    # batches of at most 2 points: each row of 3 wd values in pieces of 2 and 1
+    assert seen == [2, 3, 5, 6, 8, 9, 11, 12]
 
 
 def test_progress_goes_to_stderr_by_default(
@@ -238,20 +276,8 @@ def test_progress_goes_to_stderr_by_default(
     _run(tmp_path, progress=True, shard_size=6)
     err = capsys.readouterr().err
     assert "sweep: 1 grid(s), 12 points, 0 cached" in err and "2 shard(s) on local" in err
-    assert err.endswith("local: shards 0 pending · 0 running · 2 done · 0 failed (of 2)\n")
-
-
-def test_progress_prints_a_line_per_change() -> None:
-    stream = io.StringIO()
-    progress = Progress(2, "local", stream)
-    progress.set(0, "running")
-    progress.set(0, "done")
-    progress.set(1, "failed")
-    assert stream.getvalue().splitlines() == [
-        "local: shards 1 pending · 1 running · 0 done · 0 failed (of 2)",
-        "local: shards 1 pending · 0 running · 1 done · 0 failed (of 2)",
-        "local: shards 0 pending · 0 running · 1 done · 1 failed (of 2)",
-    ]
+    assert err.endswith("shards 0 pending · 0 running · 2 done · 0 failed (of 2)\n")
+    assert "local: 12 of 12 points in " in err
 
 
 def test_default_workers_follow_gpus(monkeypatch: pytest.MonkeyPatch) -> None:

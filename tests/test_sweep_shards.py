@@ -11,7 +11,9 @@ from thermocheck import laws, theory
 from thermocheck.errors import GridError, InvalidParameterError
 from thermocheck.results import VERDICTS, LawResult
 from thermocheck.states import Estimate, State, StateGrid
-from thermocheck.sweep import ResultsCache, SweepSpec, assemble, split
+from thermocheck.sweep import MEASUREMENT_VERSION, ResultsCache, SweepSpec, assemble, shards, split
+from thermocheck.sweep import cache as cache_module
+from thermocheck.sweep.cache import config_key
 from thermocheck.synthetic import synthetic_grid
 
 pytestmark = pytest.mark.fast
@@ -61,10 +63,50 @@ def test_spec_validates(changes: dict, match: str) -> None:
 
 def test_config_names_everything_a_measurement_depends_on() -> None:
     config = _spec(options={"chains": 8}).config({"lr": 0.02, "wd": 1e-3})
-    assert config == {"measurement_version": 1, "substrate": "isotropic", "model": None,
+    assert config == {"measurement_version": MEASUREMENT_VERSION, "substrate": "isotropic",
+                      "measurement_code": shards.measurement_code("isotropic"), "model": None,
                       "dataset": None, "protocol": "fixed_lr", "d": 3,
                       "hyperparameters": {"lr": 0.02, "wd": 1e-3}, "seed": 7, "iterations": 100,
                       "options": {"chains": 8}}
+
+
+def test_a_change_to_the_measuring_code_changes_every_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No version to bump by hand: editing a module that measures the substrate re-keys its
+    points, while the estimators' fingerprint is shared by every substrate."""
+    module = tmp_path / "toy_measure.py"
+    module.write_text("SCALE = 1.0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(shards.MEASUREMENT_MODULES, "isotropic", ("toy_measure",))
+    point = {"lr": 0.02, "wd": 1e-3}
+    before = config_key(_spec().config(point))
+    module.write_text("SCALE = 2.0\n")
+    cache_module._fingerprint.cache_clear()
+    after = config_key(_spec().config(point))
+    assert before != after
+    assert config_key(_spec().config(point)) == after  # the same code, the same key
+
+
+def test_the_built_in_fingerprints_cover_their_packages() -> None:
+    files = {p.name for p in cache_module._module_files("thermocheck.simulator")}
+    assert {"measure.py", "kernel.py", "api.py", "__init__.py"} <= files
+    assert shards.measurement_code("isotropic") != shards.measurement_code("net")
+    assert len(shards.measurement_code("net")) == 16  # read by path: torch is not imported
+
+
+@pytest.mark.parametrize("substrate, shared", [
+    ("isotropic", {"measurement.py", "vmf.py"}),
+    ("net", {"measurement.py", "noise.py", "record.py"}),
+])
+def test_the_fingerprints_cover_the_shared_measurement_modules(substrate: str,
+                                                               shared: set[str]) -> None:
+    """The series-to-State conventions (every substrate), the noise measurement (networks) and the
+    VMF closed forms that space the simulator's snapshots sit outside the substrates' packages: an
+    edit to them must re-key the points they measured."""
+    files = {path.name for module in (*shards.MEASUREMENT_MODULES[substrate],
+                                      *shards.ESTIMATOR_MODULES)
+             for path in cache_module._module_files(module)}
+    assert shared <= files
 
 
 # -- shards ---------------------------------------------------------------------------------------
@@ -157,7 +199,7 @@ def test_every_law_gives_a_verdict_on_an_incomplete_sweep(
         xs = np.geomspace(1e-2, 1e-1, 5)
     spec = SweepSpec(protocol, d=5, grid={x: xs, y: ys}, iterations=100, seed=3)
     cache = ResultsCache(tmp_path)
-    full = synthetic_grid(protocol, 5, xs, ys, noise=0.01, seed=3)
+    full = synthetic_grid(protocol, 5, grid=theory.axes_grid(protocol, xs, ys), noise=0.01, seed=3)
     for point, state in list(zip(spec.points(), full, strict=True))[20 - kept:]:
         cache.put(spec.config(point), state)
     result = assemble(spec, cache)
@@ -169,3 +211,48 @@ def test_every_law_gives_a_verdict_on_an_incomplete_sweep(
             assert checked.verdict == "inconclusive" and "no point has finished" in checked.reason
         elif kept < 20:
             assert result.missing_summary() in (*checked.notes, checked.reason)
+
+
+# -- substrates by name ---------------------------------------------------------------------------
+def _constant_runner(spec: SweepSpec, xs: np.ndarray, ys: np.ndarray) -> list[State]:
+    x, y = spec.axes
+    return [_state({x: float(a), y: float(b)}) for a in xs for b in ys]
+
+
+def test_registered_substrate_runs_by_name(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from thermocheck.sweep import shards
+
+    monkeypatch.setattr(shards, "_RUNNERS", dict(shards._RUNNERS))
+    shards.register_substrate("constant", _constant_runner)
+    assert "constant" in shards.substrate_names()
+    spec = _spec(substrate="constant")
+    assert spec.runner is _constant_runner and spec.config(spec.points()[0])["substrate"] == \
+        "constant"
+    report = shards.ShardTask(split(spec)[0], str(tmp_path))()
+    assert (report.computed, report.cached) == (len(LRS) * len(WDS), 0)
+
+
+def test_net_substrate_is_found_by_name() -> None:
+    from thermocheck.nets.substrate import train_shard
+    from thermocheck.sweep.shards import substrate_runner
+
+    assert substrate_runner("net") is train_shard
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    (("no such", _constant_runner), "name='no such' is invalid: it must be an identifier"),
+    (("fine", "not callable"), "runner='not callable' is invalid: it must be callable"),
+])
+def test_register_substrate_validates(args: tuple, match: str) -> None:
+    from thermocheck.sweep.shards import register_substrate
+
+    with pytest.raises(InvalidParameterError, match=match):
+        register_substrate(*args)
+
+
+def test_unknown_substrate_names_the_known_ones() -> None:
+    from thermocheck.sweep.shards import substrate_runner
+
+    with pytest.raises(InvalidParameterError, match=r"substrate='quantum'.*'isotropic', 'net'"):
+        substrate_runner("quantum")

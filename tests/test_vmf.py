@@ -174,6 +174,27 @@ def test_scalar_input_gives_float_and_arrays_broadcast() -> None:
     assert vmf.entropy_uniform([2, 3]).shape == (2,)
 
 
+@pytest.mark.parametrize("dim", [2, 3, 41, 42, 97200, np.int64(10), 10.0])
+@pytest.mark.parametrize("kappa", [1e-6, 17.1, 2.5e4, np.float64(3.0), 7])
+def test_single_numbers_take_the_array_free_path(
+    monkeypatch: pytest.MonkeyPatch, dim: object, kappa: object
+) -> None:
+    """Single numbers never build arrays (no per-call NumPy overhead) and equal the array path."""
+    vectorised = {name: f(np.array([dim]), np.array([kappa]))[0] for name, f in FUNCTIONS.items()}
+    log_ive = vmf.log_bessel_ive(np.array([float(dim) / 2 - 1]), np.array([kappa]))[0]
+
+    def no_arrays(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a single (d, kappa) went through the array path")
+
+    monkeypatch.setattr(vmf, "_bessel", no_arrays)
+    monkeypatch.setattr(vmf, "_params", no_arrays)
+    for name, function in FUNCTIONS.items():
+        got = function(dim, kappa)
+        assert isinstance(got, float)
+        assert got == pytest.approx(vectorised[name], rel=1e-14, abs=1e-14 * FLOOR[name]), name
+    assert vmf.log_bessel_ive(float(dim) / 2 - 1, kappa) == pytest.approx(log_ive, rel=1e-14)
+
+
 def test_entropy_uniform_closed_forms() -> None:
     assert vmf.entropy_uniform(2) == pytest.approx(math.log(2 * math.pi), rel=1e-15)
     assert vmf.entropy_uniform(3) == pytest.approx(math.log(4 * math.pi), rel=1e-15)

@@ -2,7 +2,8 @@
 
 For each state of a grid measured with gradient-noise measurements (networks, a user's loop):
 
-* ``sigma2`` — σ² = Tr Σ_w̄ / (d − 1), with its standard error (THEORY §3), the noise scale that
+* ``sigma2`` — σ² = Tr Σ_w̄ / (d − 1), with its standard error (docs/theory.md §3), the noise
+  scale that
   sets the temperature; across the grid it shows how the noise depends on the hyperparameters;
 * ``grad_sq`` — E‖∇L(w̄)‖², the full-gradient term of the discretization correction (Appendix G);
 * ``eff_rank_over_d`` — the participation ratio (Tr Σ)² / Tr(Σ²) of the gradient-noise covariance

@@ -10,7 +10,10 @@ All distances are computed in float64 by one k-NN algorithm written over two arr
 for arrays (used without a copy) and torch for tensors, on the tensor's own device, so that GPU
 snapshots never leave the GPU. For data on the CPU the NumPy path is the fast one: measured on 2
 cores, torch's CPU row gather and fresh large allocations made forming blocks 5–10 times slower,
-and its intra-op threads stall when the cores are shared.
+and its intra-op threads stall when the cores are shared. On NumPy input the candidate lists and
+the exact refinement run in compiled loops (:mod:`thermocheck._knn_kernels`, numba), and a few
+coordinates take a k-d tree (up to 6) or a direct pass over all pairs (up to 16) instead of the
+Gram matrix.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 from scipy import special
 
 from thermocheck.errors import (
+    ConvergenceError,
     InvalidParameterError,
     check_choice,
     check_dimension,
@@ -42,8 +46,15 @@ _EXTRA_CANDIDATES = 4
 #: moves a direction by a few 1e-16 rad, far below this and far below any real neighbour angle.
 _SAME_DIRECTION_RAD = 1e-13
 _DEFAULT_BLOCK_BYTES = 64 * 2**20
-#: Up to this many coordinates, NumPy input takes a k-d tree shortlist instead of the Gram matrix.
+#: Tiles a side of the Gram shortlist (each pair's product is computed once, so the tiles on and
+#: above the diagonal hold (1 + 1/T)/2 of the full matrix), and the smallest tile side, below
+#: which GEMMs lose efficiency.
+_TILES_A_SIDE = 3
+_MIN_TILE = 512
+#: Up to this many coordinates, NumPy input takes a k-d tree shortlist instead of the Gram matrix,
+#: and up to the second a compiled pass over all pairs by direct differences.
 _KDTREE_MAX_DIM = 6
+_DIRECT_MAX_DIM = 16
 
 _CONSTANTS = ("digamma", "paper")
 _SPHERE_METHODS = ("geodesic", "angles", "chord")
@@ -139,7 +150,8 @@ def sphere_entropy(
     r"""k-NN estimate of the entropy of the directions ``w̄ = w/‖w‖`` of the rows of ``w``.
 
     The entropy is ``S(ρ_w̄) = −E[log ρ_w̄]`` with respect to the surface measure of the unit sphere
-    S^{d−1} (intrinsic dimension ``m = d − 1``), as in THEORY §3/§6. The full entropy of the paper's
+    S^{d−1} (intrinsic dimension ``m = d − 1``), as in docs/theory.md §3, §6.
+    The full entropy of the paper's
     Eq. 28 is this value plus ``(d − 1) log E‖w‖``. Three estimators are offered (``method``):
 
     ``"geodesic"`` (default)
@@ -154,11 +166,15 @@ def sphere_entropy(
         Map ``w̄`` to hyperspherical angles ``φ = (φ_1, …, φ_{d−2}, θ)``, ``φ_j ∈ [0, π]``,
         ``θ ∈ (−π, π]``, estimate the entropy of φ in R^{d−1} with :func:`kl_entropy` (θ is
         treated as a Euclidean coordinate, as in the paper), and add the mean log-Jacobian
-        ``E[Σ_{j=1}^{d−2} (d−1−j) log sin φ_j]``.
+        ``E[Σ_{j=1}^{d−2} (d−1−j) log sin φ_j]``. The angles are taken in a frame fixed by the
+        sample itself (:func:`_canonical_frame`: its mean direction on ``e_{d−1}``, where the chart
+        is locally an isometry, and the principal axes of the rest), so the estimate does not
+        depend on how the sample is oriented: in raw coordinates it does, by many times its own
+        scatter once d ≳ 100, because the chart's distortion depends on where the mass sits.
     ``"chord"`` (for comparison)
         The flat KL formula in R^m applied to chord distances ``‖w̄_i − w̄_j‖``:
         ``(m/N) Σ log c_i + log V_m + ψ(N) − ψ(k)``. Badly biased for spread-out samples in high
-        dimension (THEORY §8: +18.8 nats for the uniform law on S^99 with N = 2000).
+        dimension (measured: +18.8 nats for the uniform law on S^99 with N = 2000).
 
     Parameters
     ----------
@@ -186,7 +202,8 @@ def sphere_entropy(
     InvalidParameterError
         If ``w`` is not 2-D, ``d < 2``, a row is non-finite or zero, fewer than ``k + 1`` distinct
         directions remain, ``method``/``constant``/``k`` is invalid, or (``"angles"``) a direction
-        lies where the hyperspherical coordinates are singular (its last two coordinates are 0).
+        lies where the hyperspherical coordinates of the sample's own frame are singular
+        (orthogonal to the sample's mean and to its last principal axis).
 
     Warns
     -----
@@ -203,8 +220,9 @@ def sphere_entropy(
     grows exponentially with m. :func:`log_cap_volume` evaluates the log cap measure without
     underflow for any m. Measured with ``benchmarks/entropy_accuracy.py`` (N = 4000, k = 1, 10
     seeds), the geodesic bias is at most 0.013 nats for VMF samples on S² and S⁴ (κ = 1 … 100) and
-    for the uniform law on S², S⁹ and S⁹⁹, and −0.05 for VMF d = 10, κ = 50; the angle method is
-    off by +0.1 (uniform d = 10), +0.5 (VMF d = 10, κ = 50) and +29 (uniform d = 100), the chord
+    for the uniform law on S², S⁹ and S⁹⁹, and −0.05 for VMF d = 10, κ = 50; the angle method (in
+    the sample's own frame; 3 seeds, random mean directions) is off by +0.11 (uniform d = 10),
+    −0.05 (VMF d = 10, κ = 50), +27 (uniform d = 100) and +15 (VMF d = 100, κ = 500), the chord
     method by +0.17 and +18 on the uniform laws. Single estimates scatter with standard deviation
     about ``sqrt((Var log f(w̄) + ψ'(k))/N)`` around that bias (0.03 nats on S⁴, N = 4000).
 
@@ -234,17 +252,9 @@ def sphere_entropy(
     _check_enough_rows("w", n, k)
     m = d - 1
     if method == "angles":
-        phi, log_jacobian = _hyperspherical_angles(t, be, block_bytes)
-        rho, keep = _distinct_kth_distances(
-            _Points(phi, be),
-            k,
-            geodesic=False,
-            tol=_SAME_DIRECTION_RAD,
-            name="w",
-            block_bytes=block_bytes,
-        )
+        rho, log_jacobian = _angle_distances(t, be, k, block_bytes)
         s_phi = m * np.mean(np.log(rho)) + _log_ball_volume(m) + _constant(rho.size, k, constant)
-        return float(s_phi + np.mean(log_jacobian[keep]))
+        return float(s_phi + np.mean(log_jacobian))
 
     theta, _ = _distinct_kth_distances(
         _directions(t, be, block_bytes),
@@ -373,7 +383,7 @@ def _beta_continued_fraction(a: float, b: float, x: np.ndarray) -> np.ndarray:
         active, xs, c, dd, h = active[live], xs[live], c[live], dd[live], h[live]
         if active.size == 0:
             return result
-    raise RuntimeError(  # pragma: no cover - the bound above is generous for x below the switch
+    raise ConvergenceError(  # pragma: no cover - the bound above is generous for x below the switch
         f"incomplete-beta continued fraction did not converge in {max_terms} terms (a={a})"
     )
 
@@ -493,15 +503,17 @@ class _Backend(Protocol):
     def asarray(self, value: np.ndarray) -> Any: ...
     def gather_rows(self, data: Any, rows: Any, out: Any) -> Any: ...
     def add_gram(self, gram: Any, a: Any, b: Any) -> None: ...
+    def gram_into(self, out: Any, a: Any, b: Any) -> None: ...
     def concat(self, arrays: list[Any]) -> Any: ...
-    def smallest(self, a: Any, k: int) -> tuple[Any, Any]: ...
+    def merge_tile(self, tile: Any, row0: int, col0: int, sq_norm: Any, best: Any,
+                   idx: Any) -> None: ...
     def take_along(self, a: Any, idx: Any) -> Any: ...
     def sort_rows(self, a: Any) -> tuple[Any, Any]: ...
     def sq_norms(self, y: Any) -> Any: ...
-    def fill_diagonal(self, a: Any, value: float) -> None: ...
     def reverse_cumsum(self, a: Any) -> Any: ...
     def first(self, mask: Any) -> int: ...
     def to_numpy(self, a: Any) -> np.ndarray: ...
+    def column_signs(self, a: Any) -> Any: ...
 
 
 class _NumpyBackend:
@@ -524,14 +536,19 @@ class _NumpyBackend:
     def add_gram(self, gram: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
         gram += a @ b.T
 
+    def gram_into(self, out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+        np.matmul(a, b.T, out=out)  # no temporary: a fresh one costs page faults per block
+
     def concat(self, arrays: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(arrays, axis=1)
 
-    def smallest(self, a: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The k smallest entries of each row (in no particular order) and their indices."""
-        a = np.ascontiguousarray(a)  # partitioning along strided rows is several times slower
-        idx = np.argpartition(a, k - 1, axis=1)[:, :k]
-        return np.take_along_axis(a, idx, axis=1), idx
+    def merge_tile(self, tile: np.ndarray, row0: int, col0: int, sq_norm: np.ndarray,
+                   best: np.ndarray, idx: np.ndarray) -> None:
+        """Merge a Gram tile into the sorted candidate lists ``best``/``idx`` of its rows and
+        columns, in one compiled pass (:func:`thermocheck._knn_kernels.merge_tile`)."""
+        from thermocheck._knn_kernels import merge_tile
+
+        merge_tile(tile, row0, col0, sq_norm, best, idx)
 
     def take_along(self, a: np.ndarray, idx: np.ndarray) -> np.ndarray:
         return np.take_along_axis(a, idx, axis=1)
@@ -543,9 +560,6 @@ class _NumpyBackend:
     def sq_norms(self, y: np.ndarray) -> np.ndarray:
         return np.einsum("ij,ij->i", y, y)
 
-    def fill_diagonal(self, a: np.ndarray, value: float) -> None:
-        np.fill_diagonal(a, value)
-
     def reverse_cumsum(self, a: np.ndarray) -> np.ndarray:
         return np.cumsum(a[:, ::-1], axis=1)[:, ::-1]
 
@@ -554,6 +568,11 @@ class _NumpyBackend:
 
     def to_numpy(self, a: np.ndarray) -> np.ndarray:
         return a
+
+    def column_signs(self, a: np.ndarray) -> np.ndarray:
+        """The sign of each column's largest-magnitude entry."""
+        rows = np.argmax(np.abs(a), axis=0)
+        return np.sign(a[rows, np.arange(a.shape[1])])
 
 
 class _TorchBackend:
@@ -584,11 +603,31 @@ class _TorchBackend:
     def add_gram(self, gram: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
         gram.addmm_(a, b.T)  # accumulates in the GEMM itself: no temporary
 
+    def gram_into(self, out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+        self.xp.matmul(a, b.T, out=out)
+
     def concat(self, arrays: list[torch.Tensor]) -> torch.Tensor:
         return self.xp.cat(arrays, dim=1)
 
-    def smallest(self, a: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.xp.topk(a, k, dim=1, largest=False, sorted=False)
+    def merge_tile(self, tile: torch.Tensor, row0: int, col0: int, sq_norm: torch.Tensor,
+                   best: torch.Tensor, idx: torch.Tensor) -> None:
+        """As the NumPy backend's, by ``topk`` over each point's kept and offered candidates."""
+        rows, cols = tile.shape
+        self._merge(tile + sq_norm[None, col0 : col0 + cols], row0, col0, best, idx)
+        if row0 != col0:
+            self._merge(tile.T + sq_norm[None, row0 : row0 + rows], col0, row0, best, idx)
+
+    def _merge(self, offered: torch.Tensor, first: int, first_offered: int, best: torch.Tensor,
+               idx: torch.Tensor) -> None:
+        rows, cols = offered.shape
+        if first == first_offered:
+            offered.fill_diagonal_(math.inf)
+        at = slice(first, first + rows)
+        ids = self.xp.arange(first_offered, first_offered + cols, device=self.device)
+        values = self.xp.cat([best[at], offered], dim=1)
+        values, pos = self.xp.topk(values, best.shape[1], dim=1, largest=False, sorted=True)
+        best[at] = values
+        idx[at] = self.xp.cat([idx[at], ids.expand(rows, cols)], dim=1).gather(1, pos)
 
     def take_along(self, a: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         return a.gather(1, idx)
@@ -599,9 +638,6 @@ class _TorchBackend:
     def sq_norms(self, y: torch.Tensor) -> torch.Tensor:
         return self.xp.linalg.vecdot(y, y, dim=1)
 
-    def fill_diagonal(self, a: torch.Tensor, value: float) -> None:
-        a.fill_diagonal_(value)
-
     def reverse_cumsum(self, a: torch.Tensor) -> torch.Tensor:
         return a.flip(1).cumsum(1).flip(1)
 
@@ -610,6 +646,11 @@ class _TorchBackend:
 
     def to_numpy(self, a: torch.Tensor) -> np.ndarray:
         return a.cpu().numpy()
+
+    def column_signs(self, a: torch.Tensor) -> torch.Tensor:
+        """The sign of each column's largest-magnitude entry."""
+        rows = a.abs().argmax(dim=0)
+        return self.xp.sign(a.gather(0, rows[None, :])[0])
 
 
 class _Points:
@@ -694,6 +735,82 @@ def _hyperspherical_angles(t: Any, be: _Backend, block_bytes: int) -> tuple[Any,
     return phi, be.to_numpy(log_jacobian)
 
 
+def _angle_distances(t: Any, be: _Backend, k: int, block_bytes: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """k-th neighbour distances of the distinct directions' hyperspherical angles in their own
+    frame (:func:`_canonical_frame`), and their log-Jacobians. When duplicates are dropped the
+    frame is rebuilt from the distinct rows, so that it is theirs alone."""
+    def distances(rows: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        phi, log_jacobian = _hyperspherical_angles(_canonical_frame(rows, be, block_bytes), be,
+                                                   block_bytes)
+        rho, keep = _distinct_kth_distances(_Points(phi, be), k, geodesic=False,
+                                            tol=_SAME_DIRECTION_RAD, name="w",
+                                            block_bytes=block_bytes)
+        return rho, keep, log_jacobian
+
+    rho, keep, log_jacobian = distances(t)
+    if keep.size < t.shape[0]:
+        rho, keep, log_jacobian = distances(t[be.asarray(keep)])
+    return rho, log_jacobian[keep]
+
+
+def _canonical_frame(t: Any, be: _Backend, block_bytes: int) -> Any:
+    r"""The directions of the rows of ``t`` in a frame fixed by the sample: ``N × (r + 1)``.
+
+    With the mean direction ``m̂ = Σ w̄_i / ‖Σ w̄_i‖``, ``t_i = w̄_iᵀm̂`` and the tangent parts
+    ``z_i = w̄_i − t_i m̂``, the coordinates are ``(y_{i,1}, …, y_{i,r−1}, t_i, y_{i,r})`` where
+    ``y_i`` are the coordinates of ``z_i`` on the ``r = min(N − 1, d − 1)`` principal axes of the
+    ``z`` (descending variance, each axis signed so that its largest-magnitude coordinate is
+    positive). ``m̂`` sits on the second-to-last axis, where every ``φ_j = π/2`` and ``θ = 0``: the
+    hyperspherical chart is locally an isometry there (Eq. 26–27), far from its poles. Omitted
+    axes (``d − 1 − r`` of them when N < d) would be zero coordinates placed first: their angles
+    are exactly π/2 for every row, add nothing to any distance nor to the log-Jacobian, so
+    dropping them leaves the estimate unchanged. A rotation ``w ↦ Qw`` of the sample maps ``m̂``
+    and the principal axes along, so these coordinates do not change (to round-off).
+
+    The principal axes come from the ``d × d`` matrix ``ZᵀZ`` when ``d ≤ N`` (then ``y = Z V``)
+    and from the ``N × N`` Gram matrix ``ZZᵀ = U Λ Uᵀ`` otherwise (``y = U Λ^{1/2}``), built by
+    chunks of coordinates without forming Z; O(N d min(N, d)). The tangent parts are differences
+    taken directly, so nearby directions keep their separation.
+    """
+    xp = be.xp
+    directions = _directions(t, be, block_bytes)
+    n, d = t.shape
+    r = min(n - 1, d - 1)
+    chunk = max(1, min(d, block_bytes // (8 * n)))
+    buf = be.empty((n * chunk,))
+    total = be.full((d,), 0.0)
+    for c in range(0, d, chunk):
+        cols = slice(c, min(c + chunk, d))
+        total[cols] = directions.fill(buf, slice(0, n), cols).sum(axis=0)
+    norm = float(xp.sqrt(be.sq_norms(total[None, :]))[0])
+    if norm > 0:
+        axis = total / norm
+    else:  # the directions cancel exactly: the first one is as covariant a choice
+        axis = directions.fill(be.empty((d,)), slice(0, 1))[0]
+    along = be.full((n,), 0.0)
+    for c in range(0, d, chunk):
+        cols = slice(c, min(c + chunk, d))
+        along += directions.fill(buf, slice(0, n), cols) @ axis[cols]
+    if d <= n:
+        z = directions.fill(be.empty((n * d,)), slice(0, n))
+        z -= along[:, None] * axis[None, :]
+        _, vectors = xp.linalg.eigh(z.T @ z)
+        y = z @ vectors[:, be.asarray(np.arange(d - 1, d - 1 - r, -1))]
+    else:
+        gram = be.full((n, n), 0.0)
+        for c in range(0, d, chunk):
+            cols = slice(c, min(c + chunk, d))
+            z = directions.fill(buf, slice(0, n), cols)
+            z -= along[:, None] * axis[None, cols]
+            be.add_gram(gram, z, z)
+        values, vectors = xp.linalg.eigh(gram)
+        top = be.asarray(np.arange(n - 1, n - 1 - r, -1))
+        y = vectors[:, top] * xp.sqrt(xp.clip(values[top], 0.0, None))[None, :]
+    y = y * be.column_signs(y)[None, :]
+    return be.concat([y[:, : r - 1], along[:, None], y[:, r - 1 :]])
+
+
 def _distinct_kth_distances(
     points: _Points, k: int, *, geodesic: bool, tol: float, name: str, block_bytes: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -730,9 +847,12 @@ def _distinct_kth_distances(
 def _knn_candidates(
     points: _Points, k: int, *, geodesic: bool, block_bytes: int
 ) -> tuple[Any, Any]:
-    """Exact sorted distances to ``K = min(k + 4, n − 1)`` shortlisted neighbours, and indices.
+    """Exact sorted distances to ``K`` shortlisted neighbours, and their indices.
 
-    Shortlist: squared distances ``‖a‖² + ‖b‖² − 2 a·b`` of the centred points, in float64. The
+    Up to :data:`_KDTREE_MAX_DIM` coordinates (NumPy input), a k-d tree gives the ``K = k``
+    nearest by direct differences, and up to :data:`_DIRECT_MAX_DIM` a compiled pass over all
+    pairs does (:func:`_direct_shortlist`). Otherwise ``K = min(k + 4, n − 1)``, shortlisted by the
+    squared distances ``‖a‖² + ‖b‖² − 2 a·b`` of the centred points, in float64. The
     Gram matrix is built a block of rows at a time (only the columns right of the block's first
     row: each entry serves both of its points), accumulated over chunks of coordinates, so that
     every product is a large GEMM and each point is formed about once per block of Gram rows.
@@ -740,11 +860,12 @@ def _knn_candidates(
     ``2·atan2(‖x − y‖, ‖x + y‖)``.
     """
     be = points.be
-    n_cand = min(k + _EXTRA_CANDIDATES, points.n - 1)
     if isinstance(be, _NumpyBackend) and points.dim <= _KDTREE_MAX_DIM:
-        best_idx = _kdtree_shortlist(points, n_cand)
+        best_idx = _kdtree_shortlist(points, k)
+    elif isinstance(be, _NumpyBackend) and points.dim <= _DIRECT_MAX_DIM:
+        best_idx = _direct_shortlist(points, k)
     else:
-        best_idx = _gram_shortlist(points, n_cand, block_bytes)
+        best_idx = _gram_shortlist(points, min(k + _EXTRA_CANDIDATES, points.n - 1), block_bytes)
     return _refine(points, best_idx, geodesic=geodesic, block_bytes=block_bytes)
 
 
@@ -753,9 +874,10 @@ def _kdtree_shortlist(points: _Points, n_cand: int) -> np.ndarray:
 
     In a few dimensions a tree query costs O(N log N) against the Gram matrix's O(N²): at
     N = 1000 it is 8× faster at d = 3 and 5× at d = 5 (slower from d ≈ 10 on), which makes the
-    simulator's thousands of entropy logs affordable. The tree's own distances are direct
-    differences, but they are only used to rank; :func:`_refine` recomputes the candidates'
-    distances as everywhere else.
+    simulator's thousands of entropy logs affordable. The tree's distances are direct
+    differences, so its ranking is exact up to ties within a few ulps, which leave the k-th
+    distance unchanged: no extra candidates are needed. :func:`_refine` recomputes the
+    candidates' distances (geodesic angles) as everywhere else.
     """
     from scipy.spatial import cKDTree
 
@@ -768,63 +890,103 @@ def _kdtree_shortlist(points: _Points, n_cand: int) -> np.ndarray:
     return idx[~own].reshape(points.n, n_cand)
 
 
+def _direct_shortlist(points: _Points, k: int) -> np.ndarray:
+    """Indices of the ``k`` nearest other points by squared distances from direct differences,
+    each pair visited once by a compiled loop (few coordinates only: O(N² m), no GEMM). Like the
+    k-d tree's, these distances are exact up to rounding, so no extra candidates are needed."""
+    from thermocheck._knn_kernels import direct_shortlist
+
+    x = points.fill(np.empty(points.n * points.dim), slice(0, points.n))
+    best = np.full((points.n, k), math.inf)
+    best_idx = np.zeros((points.n, k), dtype=np.int64)
+    direct_shortlist(x, best, best_idx)
+    return best_idx
+
+
 def _gram_shortlist(points: _Points, n_cand: int, block_bytes: int) -> Any:
-    """Indices of the ``n_cand`` nearest other points by centred float64 Gram distances."""
+    """Indices of the ``n_cand`` nearest other points by centred float64 Gram distances.
+
+    The Gram matrix ``−2 a·b`` of the centred points is built by square tiles on and above the
+    diagonal (each accumulated over chunks of coordinates, one GEMM per chunk), so each pair's
+    product is computed once: with 3 tiles a side, 67 % of the full matrix's products (smaller
+    tiles would save more, but each GEMM call costs a thread wake-up, which on shared, loaded
+    cores took tens of milliseconds). Each tile
+    is merged into the candidate lists of its rows and of its columns, ranked by
+    ``‖b‖² − 2 a·b``, the squared distance less the point's own ``‖a‖²``, which does not change
+    its ranking (:meth:`_Backend.merge_tile`).
+    """
     be = points.be
     n, dim = points.n, points.dim
-    row_step = _block_rows(dim, block_bytes)
-    row_blocks = [slice(s, min(s + row_step, n)) for s in range(0, n, row_step)]
+    side = max(1, min(math.isqrt(block_bytes // 8), max(_MIN_TILE, -(-n // _TILES_A_SIDE))))
+    blocks = [slice(s, min(s + side, n)) for s in range(0, n, side)]
+    chunk = max(1, min(dim, block_bytes // (8 * side)))
+    buf_a, buf_b = be.empty((side * chunk,)), be.empty((side * chunk,))
 
-    buf = be.empty((min(row_step, n) * dim,))
     centre = be.full((dim,), 0.0)
-    for b in row_blocks:
-        centre += points.fill(buf, b).sum(axis=0)
+    sq_norm = be.empty((n,))
+    for c in range(0, dim, chunk):
+        cols = slice(c, min(c + chunk, dim))
+        for b in blocks:
+            centre[cols] += points.fill(buf_a, b, cols).sum(axis=0)
     centre /= n
-    del buf
-
-    wide = max(1, block_bytes // (8 * n))
-    gram_rows, chunk = min(n, wide), min(dim, wide)
-    merge_rows = max(1, wide // 8)  # bounds the index temporaries of the selection
-    gram_buf = be.empty((gram_rows * n,))
-    chunk_buf = be.empty((n * chunk,))
-    sq_norm = be.full((n,), 0.0)
-    best_d2 = be.full((n, n_cand), math.inf)
-    best_idx = be.asarray(np.zeros((n, n_cand), dtype=np.int64))
-
-    def merge(target: slice, d2: Any, col0: int) -> None:
-        for r in range(0, d2.shape[0], merge_rows):
-            rows = slice(target.start + r, min(target.start + r + merge_rows, target.stop))
-            top_d2, pos = be.smallest(d2[r : r + merge_rows], min(n_cand, d2.shape[1]))
-            cand_d2 = be.concat([best_d2[rows], top_d2])
-            cand_idx = be.concat([best_idx[rows], pos + col0])
-            top_d2, pos = be.smallest(cand_d2, n_cand)
-            best_d2[rows] = top_d2
-            best_idx[rows] = be.take_along(cand_idx, pos)
-
-    for s in range(0, n, gram_rows):
-        e = min(s + gram_rows, n)
-        gram = _shaped(gram_buf, e - s, n - s)
-        gram[...] = 0.0
+    for b in blocks:
+        sq_norm[b] = 0.0
         for c in range(0, dim, chunk):
             cols = slice(c, min(c + chunk, dim))
-            y = points.fill(chunk_buf, slice(s, n), cols)
+            y = points.fill(buf_a, b, cols)
             y -= centre[cols]
-            if s == 0:  # the first block of Gram rows sees every point
-                sq_norm += be.sq_norms(y)
-            be.add_gram(gram, y[: e - s], y)
-        d2 = gram
-        d2 *= -2.0
-        d2 += sq_norm[s:e, None]
-        d2 += sq_norm[None, s:]
-        be.fill_diagonal(d2[:, : e - s], math.inf)
-        merge(slice(s, e), d2, s)  # rows s..e against columns s..n
-        merge(slice(e, n), d2[:, e - s :].T, s)  # rows e..n against columns s..e
-    del gram_buf, chunk_buf
+            sq_norm[b] += be.sq_norms(y)
+
+    tile_buf = be.empty((side * side,))
+    best = be.full((n, n_cand), math.inf)
+    best_idx = be.asarray(np.zeros((n, n_cand), dtype=np.int64))
+    for i, rows in enumerate(blocks):
+        for cols_of in blocks[i:]:
+            tile = _shaped(tile_buf, rows.stop - rows.start, cols_of.stop - cols_of.start)
+            for c in range(0, dim, chunk):
+                cols = slice(c, min(c + chunk, dim))
+                a = points.fill(buf_a, rows, cols)
+                a -= centre[cols]
+                if cols_of == rows:
+                    b = a
+                else:
+                    b = points.fill(buf_b, cols_of, cols)
+                    b -= centre[cols]
+                (be.gram_into if c == 0 else be.add_gram)(tile, a, b)
+            tile *= -2.0  # exact: a power of two
+            be.merge_tile(tile, rows.start, cols_of.start, sq_norm, best, best_idx)
     return best_idx
 
 
 def _refine(points: _Points, best_idx: Any, *, geodesic: bool, block_bytes: int) -> tuple[Any, Any]:
     """Exact distances to the shortlisted neighbours by direct subtraction, sorted per row."""
+    be = points.be
+    if isinstance(be, _NumpyBackend):
+        dist = _compiled_candidate_distances(points, best_idx, geodesic=geodesic)
+    else:
+        dist = _blocked_candidate_distances(points, best_idx, geodesic=geodesic,
+                                            block_bytes=block_bytes)
+    dist, order = be.sort_rows(dist)
+    return dist, be.take_along(best_idx, order)
+
+
+def _compiled_candidate_distances(points: _Points, best_idx: np.ndarray, *, geodesic: bool
+                                  ) -> np.ndarray:
+    """NumPy points: one compiled pass over each pair's two rows, read in place (measured at
+    d = 10⁴, N = 1000: gathering candidate rows into blocks cost as much as the Gram product)."""
+    from thermocheck._knn_kernels import candidate_distances
+
+    n_data = points.data.shape[0]
+    scale = np.ones(n_data) if points.scale is None else np.asarray(points.scale, np.float64)
+    rows = np.arange(n_data) if points.index is None else np.asarray(points.index)
+    dist = np.empty(best_idx.shape)
+    candidate_distances(points.data, scale, rows, best_idx, geodesic, dist)
+    return dist
+
+
+def _blocked_candidate_distances(points: _Points, best_idx: Any, *, geodesic: bool,
+                                 block_bytes: int) -> Any:
+    """Tensor points: candidate rows gathered by blocks, on the tensor's device."""
     be, xp = points.be, points.be.xp
     n, dim = points.n, points.dim
     n_cand = best_idx.shape[1]
@@ -841,5 +1003,4 @@ def _refine(points: _Points, best_idx: Any, *, geodesic: bool, block_bytes: int)
             if geodesic:
                 gap = 2.0 * xp.arctan2(gap, xp.sqrt(be.sq_norms(xp.add(x, y, out=diff))))
             dist[b, c] = gap
-    dist, order = be.sort_rows(dist)
-    return dist, be.take_along(best_idx, order)
+    return dist

@@ -335,7 +335,7 @@ def potential_figure(grid: StateGrid) -> _Drawn | None:
                f"({'over the states of the same radius' if sphere else 'over the whole grid'}); "
                "the colour is the distance, in grid steps, from j to the minimiser, and an arrow "
                "points from j to it. Exact argmins are shown; the law's verdict allows a few "
-               "standard errors (READINGS.md).")
+               "standard errors (docs/decisions.md).")
     return _Drawn(fig, title, caption)
 
 
@@ -357,6 +357,8 @@ def entropy_figure(grid: StateGrid) -> _Drawn | None:
     if states is None:
         return None
 
+    from matplotlib import patheffects
+
     fig = _new_figure(2)
     axes = list(fig.subplots(1, 2))
     slopes = _reference_slopes(grid.protocol, grid.d)
@@ -371,7 +373,9 @@ def entropy_figure(grid: StateGrid) -> _Drawn | None:
             ax.errorbar(x, y, yerr=[s.entropy.stderr for s in line], fmt="o-", ms=3, lw=1,
                         color=colour, label=f"measured, {_SYMBOL[fixed]} = {key:.2g}"
                         if n in (0, len(lines) - 1) else None)
-            ax.plot(x, y.mean() + slope * (x - x.mean()), "--", color=colour, lw=0.8, alpha=0.8,
+            # drawn over the data (zorder), black with a white halo: visible on any line colour
+            ax.plot(x, y.mean() + slope * (x - x.mean()), "--", color="k", lw=1.2, zorder=4,
+                    path_effects=[patheffects.withStroke(linewidth=2.6, foreground="w")],
                     label=f"reference slope {slope:.4g} ({source})" if n == 0 else None)
         ax.set_xlabel(f"ln {LABELS[along]}")
         ax.set_ylabel("S (total entropy, nats)")
@@ -384,9 +388,9 @@ def entropy_figure(grid: StateGrid) -> _Drawn | None:
     _suptitle(fig, title)
     caption = ("Total entropy S of the stationary states against the logarithm of one "
                "hyperparameter, one line per value of the other (dark to light: increasing). "
-               "Dashed: the predicted slope through each line's centre; the exact ones are the "
-               "Maxwell relations, the 'VMF low T' ones hold for the linear loss at small T only. "
-               "Error bars: one standard error.")
+               "Dashed black, drawn over the data: the predicted slope through each line's "
+               "centre; the exact ones are the Maxwell relations, the 'VMF low T' ones hold for "
+               "the linear loss at small T only. Error bars: one standard error.")
     return _Drawn(fig, title, caption)
 
 

@@ -1,9 +1,12 @@
 """thermocheck's pytest plugin: markers, Hypothesis profiles, and a session report of law results.
 
-Registered through the ``pytest11`` entry point, so it is active wherever thermocheck is installed.
-It imports nothing heavy when loaded: numpy and the report writer are imported only when law
-results are summarised or written, torch only when ``gpu``-marked tests are selected (to ask for a
-CUDA device), Hypothesis at configuration (to load the profile).
+Registered through the ``pytest11`` entry point, so it is active in every pytest session wherever
+thermocheck is installed. It therefore changes nothing unless asked: it registers markers, options
+and the ``law_report`` fixture, and loads a Hypothesis profile only when ``--thermocheck-profile``
+is given (as Hypothesis's own plugin does with ``--hypothesis-profile``), so the settings of a
+project's own conftest stay as they are. It imports nothing heavy when loaded: numpy and the report
+writer are imported only when law results are summarised or written, torch only when
+``gpu``-marked tests are selected (to ask for a CUDA device), Hypothesis only to load a profile.
 
 Markers
     ``fast`` (seconds, CPU), ``slow`` (minutes, CPU), ``gpu`` (needs a CUDA device; skipped with a
@@ -14,8 +17,8 @@ Options
     law result recorded through the ``law_report`` fixture into ``DIR`` at the end of the session
     (``auto``: a new ``reports/pytest-<UTC time>/`` under the rootdir). Without it no file is
     written; the terminal summary still lists the recorded results.
-    ``--thermocheck-profile={ci,dev,thorough}`` loads a Hypothesis profile (``ci`` by default when
-    the environment variable ``CI`` is true, else ``dev``); ``--hypothesis-profile`` wins over it.
+    ``--thermocheck-profile={ci,dev,thorough}`` loads a Hypothesis profile (:data:`PROFILES`);
+    ``--hypothesis-profile`` wins over it. Without either, Hypothesis's settings are left alone.
 Fixture
     ``law_report.record(result, grid=None)`` adds a :class:`~thermocheck.results.LawResult` (and
     optionally the grid it came from, for the figures) to the session report and returns it.
@@ -27,8 +30,8 @@ collects them in ``pytest_runtest_logreport`` and writes the one report at sessi
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import shutil
 import subprocess
 from datetime import datetime, timezone
@@ -56,7 +59,16 @@ MARKERS = {
              "(.ci/slurm-up.sh starts a single-node one)",
 }
 
-PROFILES = ("ci", "dev", "thorough")
+#: The profiles ``--thermocheck-profile`` loads, registered as ``thermocheck-<name>``. Every
+#: setting that differs between them is given explicitly: a profile inherits the defaults in force
+#: when it is registered, which Hypothesis itself changes when ``$CI`` is set.
+PROFILES: dict[str, dict[str, Any]] = {
+    "ci": {"max_examples": 50, "derandomize": True, "database": None},
+    "dev": {"max_examples": 25, "derandomize": False},
+    "thorough": {"max_examples": 1000, "derandomize": False},
+}
+#: Profiles that suppress Hypothesis's timing-based health check (flaky on shared machines).
+_QUIET = ("ci", "thorough")
 
 _SESSION = pytest.StashKey["ReportSession"]()
 
@@ -71,43 +83,45 @@ def pytest_addoption(parser: pytest.Parser) -> None:
              "Default: no report file.",
     )
     group.addoption(
-        "--thermocheck-profile", dest="thermocheck_profile", choices=PROFILES, default=None,
-        help="Hypothesis profile: ci (derandomized, 50 examples, no deadline), dev (25 "
-             "examples), thorough (1000 examples). Default: ci when $CI is true, else dev.",
+        "--thermocheck-profile", dest="thermocheck_profile", choices=tuple(PROFILES), default=None,
+        help="load a Hypothesis profile: ci (derandomized, 50 examples, no deadline), dev (25 "
+             "examples), thorough (1000 examples). Default: none (Hypothesis's settings, or "
+             "your conftest's profile, stay as they are); --hypothesis-profile wins over it.",
     )
 
 
-def _ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes", "on")
+def load_profile(name: str) -> str:
+    """Register thermocheck's Hypothesis profiles and load ``thermocheck-<name>``; return that.
 
+    ``name`` is one of :data:`PROFILES`. All profiles have no deadline and print the reproduction
+    blob; those in ``_QUIET`` suppress the timing-based health check, the others keep it on.
+    """
+    from thermocheck.errors import check_choice
 
-def _load_hypothesis_profile(config: pytest.Config) -> str | None:
-    """Register the thermocheck profiles and load the chosen one (not when --hypothesis-profile
-    was given: the more specific option wins). Returns the profile loaded."""
-    if config.getoption("hypothesis_profile", default=None):
-        return None
+    check_choice("name", name, PROFILES)
     from hypothesis import HealthCheck, settings
 
-    # Every setting that differs between profiles is given explicitly: a profile inherits the
-    # defaults in force when it is registered, which Hypothesis itself changes when $CI is set.
-    common: dict[str, Any] = {"deadline": None, "print_blob": True}
-    # Timing-based health checks are flaky on shared machines; the others stay on.
-    quiet: dict[str, Any] = {"suppress_health_check": [HealthCheck.too_slow]}
-    settings.register_profile("thermocheck-ci", max_examples=50, derandomize=True, database=None,
-                              **common, **quiet)
-    settings.register_profile("thermocheck-dev", max_examples=25, derandomize=False,
-                              suppress_health_check=[], **common)
-    settings.register_profile("thermocheck-thorough", max_examples=1000, derandomize=False,
-                              **common, **quiet)
-    name = config.getoption("thermocheck_profile") or ("ci" if _ci() else "dev")
+    for key, options in PROFILES.items():
+        suppress = [HealthCheck.too_slow] if key in _QUIET else []
+        settings.register_profile(f"thermocheck-{key}", deadline=None, print_blob=True,
+                                  suppress_health_check=suppress, **options)
     settings.load_profile(f"thermocheck-{name}")
     return f"thermocheck-{name}"
+
+
+def _requested_profile(config: pytest.Config) -> str | None:
+    """Load the profile ``--thermocheck-profile`` names, unless ``--hypothesis-profile`` was given
+    (the more specific option wins) or neither was. Returns the profile loaded, if any."""
+    name = config.getoption("thermocheck_profile")
+    if name is None or config.getoption("hypothesis_profile", default=None):
+        return None
+    return load_profile(name)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS.values():
         config.addinivalue_line("markers", line)
-    session = ReportSession(config, _load_hypothesis_profile(config))
+    session = ReportSession(config, _requested_profile(config))
     config.stash[_SESSION] = session
     config.pluginmanager.register(session, "thermocheck-report-session")
 
@@ -173,18 +187,27 @@ class LawReport:
         Returns ``result``, so ``law_report.record(laws.ideal_gas(grid)).assert_passed()`` reads
         as one line. Recording does not fail the test: assert on the result for that.
         """
+        from thermocheck.errors import ParameterTypeError
         from thermocheck.results import LawResult
 
         if not isinstance(result, LawResult):
-            raise TypeError(f"law_report.record expects a LawResult, got {type(result).__name__}")
-        if grid is not None:
-            key = f"{grid.substrate}-{grid.protocol}-d{grid.d}"
-            self._node.user_properties.append(
-                (GRID_PROPERTY, json.dumps({"key": key, "grid": grid.to_json()})))
+            raise ParameterTypeError(
+                f"result={result!r} is invalid: law_report.record expects a LawResult, got "
+                f"{type(result).__name__}"
+            )
         payload = {"index": self._count, "result": result.to_dict()}
+        if grid is not None:
+            key, text = f"{grid.substrate}-{grid.protocol}-d{grid.d}", grid.to_json()
+            self._node.user_properties.append(
+                (GRID_PROPERTY, json.dumps({"key": key, "grid": text})))
+            payload["grid_hash"] = _text_hash(text)
         self._node.user_properties.append((RESULT_PROPERTY, json.dumps(payload)))
         self._count += 1
         return result
+
+
+def _text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @pytest.fixture
@@ -208,7 +231,7 @@ class ReportSession:
 
     def pytest_report_header(self) -> str:
         target = self.config.getoption("thermocheck_report") or "none (--thermocheck-report=DIR)"
-        profile = self.profile or "from --hypothesis-profile"
+        profile = self.profile or "not set by thermocheck (--thermocheck-profile)"
         return f"thermocheck: hypothesis profile {profile}; law report: {target}"
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -257,8 +280,12 @@ class ReportSession:
         extra = {"pytest": {"args": list(self.config.invocation_params.args),
                             "xdist_workers": workers, "hypothesis_profile": self.profile,
                             "tests": [self.entries[k]["test"] for k in sorted(self.entries)]}}
-        self.written = write_report(self.results(), target, grids=grids,
-                                    command=f"pytest {args}".strip(), extra_meta=extra)
+        by_hash = {_text_hash(text): key for key, text in self.grids.items()}
+        entries = [self.entries[k] for k in sorted(self.entries)]
+        self.written = write_report(
+            self.results(), target, grids=grids, command=f"pytest {args}".strip(),
+            extra_meta=extra, result_grids=[by_hash.get(e.get("grid_hash", "")) for e in entries],
+            result_tests=[e["test"] for e in entries])
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker or not self.entries:

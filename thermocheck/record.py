@@ -1,5 +1,6 @@
-"""The measurement layer: the :class:`Recorder` of training runs and the gradient-noise measurement
-:func:`noise`.
+"""The measurement layer: the :class:`Recorder` of training runs. The gradient-noise measurement
+(:func:`noise`, :func:`noise_from_gradients`) lives in :mod:`thermocheck.noise` and is re-exported
+here.
 
 A user's own loop records one model (``M = 1``)::
 
@@ -22,6 +23,25 @@ claimed update (zero to round-off when the optimizer does what the protocol says
 different weight decay shows there). The host reads the block means only at log points
 (:meth:`Recorder.sync`, :meth:`Recorder.state`). Directions are queued every ``queue_every`` steps
 for the entropy (Eq. 25–28).
+
+SGD with momentum
+-----------------
+With the momentum β of ``torch.optim.SGD`` (:meth:`Recorder.attach` reads it, or the
+constructor's ``optimizer`` record claims it) the update is ``w_{k+1} = w_k − η_k u_k`` with
+``u = a g + b w + c v``, ``v`` the velocity before the step: heavy ball
+``(a, b, c) = (1, λ, β)``, Nesterov ``(1 + β, (1 + β)λ, β²)`` (docs/optimizers.md). The
+recorder keeps the *claimed* velocity itself, ``v ← βv + g + λw`` from the recorded ``g_k``,
+``w_k`` and the claimed β and λ, and adds it as a third row of the per-step Gram matrix
+(``⟨w, v⟩``, ``⟨v, g⟩``, ``‖v‖²``). The norm balance is then the exact one-step change of the
+norm for the claimed update,
+``‖w_{k+1}‖² − ‖w_k‖² = η_k² ‖u_k‖² − 2η_k ⟨w_k, u_k⟩`` (from Eq. 111), with ``⟨w_k, g_k⟩ = 0``
+(P2), whose stationary mean is zero without approximation; λ_eff is Eq. 83 for the update without
+this step's decay, ``q = a g + c v``, per effective step ``η_k/(1 − β)``. At β = 0 both are the
+plain-SGD terms above. A loop whose real update differs from the claim (another β, a decay added
+to the gradient as well, a velocity not decayed) leaves a non-zero mean. The series
+``unit_vel_grad``, ``‖w_k‖²⟨v_k, g_k⟩``, is the velocity's memory of past gradients; its window
+mean is ``State.extra["velocity_grad"]``, the term ``2c E[‖w‖²⟨v, g⟩]`` of V1's momentum trace
+(docs/optimizers.md).
 
 Why the noise scale comes from every training step
 --------------------------------------------------
@@ -54,7 +74,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,8 +87,19 @@ from torch.utils.hooks import RemovableHandle
 
 from thermocheck import theory
 from thermocheck.errors import InvalidParameterError, check_choice, check_positive
-from thermocheck.states import Estimate, State
-from thermocheck.stats import MIN_BATCHES, assess_stationarity, batch_means
+from thermocheck.invariance import check_scale_invariance
+from thermocheck.measurement import judge, window_estimate
+from thermocheck.noise import (
+    LossFn,
+    NoiseEstimate,
+    noise,
+    noise_from_gradients,
+    trainable_parameters,
+    unit_radius,
+)
+from thermocheck.optimizers import check_optimizer
+from thermocheck.states import Estimate, State, StateGrid
+from thermocheck.stats import MIN_BATCHES
 
 __all__ = [
     "INTERPOLATION_REASON",
@@ -78,6 +109,7 @@ __all__ = [
     "Recorder",
     "noise",
     "noise_from_gradients",
+    "read_optimizer",
 ]
 
 INTERPOLATION_REASON = "no stationary distribution: the model interpolates (Tr Σ → 0)"
@@ -92,28 +124,28 @@ QUANTITIES = (
     "balance_lhs",  # (1 − η_k λ)²‖w_k‖² + η_k²‖g_k‖²
     "lambda_eff",  # (‖w_k − η_k g_k‖ − ‖w_k‖)/(η_k ‖w_k‖) (Eq. 83)
     "radial_cos",  # ⟨w_k, g_k⟩/(‖w_k‖‖g_k‖): 0 for a scale-invariant loss (P2)
+    "unit_vel_grad",  # ‖w_k‖²⟨v_k, g_k⟩: the velocity's memory of past gradients (0 without)
     "loss",  # training loss (NaN where not given)
     "update_residual",  # (‖w_{k+1}‖² − claimed)/‖w_k‖² (NaN where w_{k+1} not given)
 )
-#: Raw per-step scalars, in the order of the step buffer's last axis: the Gram matrix of
-#: (w_k, g_k) row by row and the loss. ‖w_{k+1}‖² is the next step's ‖w‖².
-_RAW = ("sq", "wg", "gw", "gsq", "loss")
-#: Logs after burn-in that the stationarity test needs (``stats.assess_stationarity``).
-MIN_LOGS = 4 * MIN_BATCHES
+#: Rows of the per-step Gram matrix: w_k, g_k and, with SGD momentum, the claimed velocity v_k.
+#: The step buffer's last axis holds that matrix row by row, then the loss. ‖w_{k+1}‖² is the
+#: next step's ‖w‖².
+_ROWS = ("w", "g", "v")
+#: Relative difference below which two values of one hyperparameter are the same (float32's
+#: resolution: a value that went through a float32 tensor still matches its float64 original).
+_SAME = float(np.finfo(np.float32).eps)
+#: Keys of a torch optimizer's param groups that change nothing in the update (implementation
+#: choices); :func:`read_optimizer` compares every other key across groups.
+_IMPLEMENTATION_KEYS = frozenset({"params", "foreach", "fused", "differentiable", "capturable",
+                                  "param_names"})
+#: The logged quantity whose stationarity stands for each judged series
+#: (:data:`thermocheck.states.SERIES`). The direction w̄ is not logged as a series; the loss (or,
+#: without it, the unit-radius gradient norm) is a function of w̄ alone (P1), so its verdict is the
+#: directions' (:func:`thermocheck.measurement.judge`).
+_JUDGED = {"radius": "mean_radius", "loss": "loss", "noise": "unit_grad_sq"}
 #: Most contiguous sub-queues whose entropies give the entropy's standard error.
 ENTROPY_BATCHES = 5
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def unit_radius(sq_norm: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    """A squared gradient norm or noise trace measured at ``w``, converted to unit radius.
-
-    ``∇L_B(w) = ∇L_B(w̄)/‖w‖`` (P1), so ``‖∇L_B(w̄)‖² = ‖w‖²‖∇L_B(w)‖²`` and
-    ``Tr Σ_w̄ = ‖w‖² Tr Σ_w`` (``Σ_w = Σ_w̄ / r²``, THEORY §1). The one place the conversion is done.
-    """
-    return sq_norm * value
-
 
 # -- protocols as update coefficients --------------------------------------------------------------
 @dataclass(frozen=True)
@@ -173,289 +205,134 @@ class GridSpec:
         return self.a + self.b * sq
 
 
-# -- gradient noise --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class NoiseEstimate:
-    """Gradient noise at one point, per model (arrays of length M).
-
-    ``sigma2 = Tr Σ_w̄ / (d − 1)`` with its standard error and ``grad_sq = ‖∇L(w̄)‖²``, both at unit
-    radius; ``rank_num / rank_den`` estimates the participation ratio ``(Tr Σ)² / Tr(Σ²)``
-    (``d − 1`` for isotropic noise; pool several estimates as ``Σ num / Σ den``); ``n`` is the
-    number of minibatch gradients.
-    """
-
-    sigma2: np.ndarray
-    sigma2_se: np.ndarray
-    grad_sq: np.ndarray
-    rank_num: np.ndarray
-    rank_den: np.ndarray
-    n: int
-
-    @property
-    def eff_rank(self) -> np.ndarray:
-        """The participation ratio ``(Tr Σ)² / Tr(Σ²)`` of this measurement (NaN where fewer than
-        two deviations were kept: one cannot estimate it)."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(self.rank_den > 0, self.rank_num / self.rank_den, np.nan)
+# -- the optimizer of a user's loop ----------------------------------------------------------------
+def _plain(value: Any) -> Any:
+    """A param-group value as plain Python: tensors (a tensor ``lr``, tensor betas) as floats."""
+    if isinstance(value, torch.Tensor):
+        return value.item()
+    if isinstance(value, (tuple, list)):
+        return tuple(_plain(v) for v in value)
+    return value
 
 
-def noise_from_gradients(
-    minibatch_grad: Callable[[int], torch.Tensor],
-    W: torch.Tensor,
-    *,
-    full_grad: torch.Tensor | None = None,
-    n: int = 64,
-    rank_samples: int = 32,
-) -> NoiseEstimate:
-    """σ², its standard error and ``‖∇L(w̄)‖²`` from ``n`` independent minibatch gradients at ``W``.
-
-    With ``full_grad`` (the paper's measurement): ``Tr Σ_w = mean_i ‖g_i − ∇L(w)‖²`` and
-    ``‖∇L(w)‖²`` from the full gradient. Without it (cheap, for frequent measurements): the unbiased
-    sample versions ``Tr Σ_w = Σ_i ‖g_i − ḡ‖² / (n − 1)`` and ``‖∇L(w)‖² = ‖ḡ‖² − Tr Σ_w / n``,
-    where ``ḡ`` is the mean of the n gradients (its expectation is the mean minibatch gradient, the
-    drift of SGD; with BatchNorm it differs from a full-batch gradient in chunks by under 2 % of
-    Tr Σ on the ``cpu-tiny`` preset). Deviations are formed before squaring, in float64, so nothing
-    cancels. Both are converted once by :func:`unit_radius`: ``σ² = r² Tr Σ_w / (d − 1)``,
-    ``‖∇L(w̄)‖² = r² ‖∇L(w)‖²`` (the correction of Eq. 119–121). The standard error of σ² is that of
-    the mean of the n squared deviations. The participation ratio comes from independent
-    deviations ``δ_k`` (``g_k − ∇L(w)``, or ``(g_{2k} − g_{2k+1})/√2`` without ``full_grad``; the
-    first ``rank_samples``) through the unbiased pair sums ``(Tr Σ)² ≈ Σ_{k≠l} ‖δ_k‖²‖δ_l‖²`` and
-    ``Tr Σ² ≈ Σ_{k≠l} (δ_k·δ_l)²``.
-
-    Parameters
-    ----------
-    minibatch_grad : callable
-        ``minibatch_grad(i)`` returns the gradient ``[M, P]`` at ``W`` of an independent minibatch.
-    W : Tensor ``[M, P]``
-        The weights (``d = P``).
-    full_grad : Tensor ``[M, P]``, optional
-        The full-batch gradient at ``W``.
-    n, rank_samples : int
-        Number of minibatch gradients (>= 2), and at most how many deviations feed the
-        participation ratio (and are held in memory; with fewer than two, ``rank_num`` and
-        ``rank_den`` are 0). Without ``full_grad`` all n gradients are held in memory.
-
-    Notes
-    -----
-    One host synchronisation, at the end: call it at log points.
-    """
-    if n < 2:
-        raise InvalidParameterError(f"n={n!r} must be >= 2 minibatch gradients")
-    d = W.shape[1]
-    f64 = torch.float64
-    r2 = W.to(f64).square().sum(1)
-    R = max(2, rank_samples)
-    if full_grad is None:
-        g = torch.stack([minibatch_grad(i).detach().to(f64) for i in range(n)], 1)
-        centre = g.mean(1)
-        sq = (g - centre[:, None]).square().sum(2) * (n / (n - 1))
-        trace = sq.mean(1)
-        grad_sq = centre.square().sum(1) - trace / n
-        pairs = 2 * min(n // 2, R)
-        rank_dev = (g[:, 0:pairs:2] - g[:, 1:pairs:2]) / math.sqrt(2)
-    else:  # streamed: only the first R deviations are kept
-        full = full_grad.to(f64)
-        rows, kept = [], []
-        for i in range(n):
-            delta = minibatch_grad(i).detach().to(f64) - full
-            rows.append(delta.square().sum(1))
-            if i < R:
-                kept.append(delta)
-        sq = torch.stack(rows, 1)
-        trace = sq.mean(1)
-        grad_sq = full.square().sum(1)
-        rank_dev = torch.stack(kept, 1)
-    gram = torch.bmm(rank_dev, rank_dev.transpose(1, 2))
-    diag = torch.diagonal(gram, dim1=1, dim2=2)
-    off = ~torch.eye(gram.shape[1], dtype=torch.bool, device=W.device)
-    out = (
-        torch.stack(
-            [
-                unit_radius(r2, trace) / (d - 1),
-                unit_radius(r2, sq.std(1) / math.sqrt(n)) / (d - 1),
-                unit_radius(r2, grad_sq),
-                ((diag[:, :, None] * diag[:, None, :]) * off).sum((1, 2)),
-                (gram.square() * off).sum((1, 2)),
-            ]
-        )
-        .cpu()
-        .numpy()
-    )
-    return NoiseEstimate(out[0], out[1], out[2], out[3], out[4], n)
-
-
-def _trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    if not params:
-        raise InvalidParameterError("the model has no trainable parameters (requires_grad=True)")
-    return params
-
-
-def _flat(tensors: Sequence[torch.Tensor], out: torch.Tensor | None = None) -> torch.Tensor:
-    return torch.cat([t.detach().reshape(-1) for t in tensors], out=out)
-
-
-def _grads_loop(
-    model: nn.Module,
-    params: list[nn.Parameter],
-    loss_fn: LossFn,
-    xs: torch.Tensor,
-    ys: torch.Tensor,
-) -> torch.Tensor:
-    """``[c, P]``: one autograd pass per minibatch ``xs[i], ys[i]``."""
-    grads = [torch.autograd.grad(loss_fn(model(x), y), params) for x, y in zip(xs, ys, strict=True)]
-    return torch.stack([_flat(g) for g in grads])
-
-
-def _grads_vmap(
-    model: nn.Module, names: list[str], loss_fn: LossFn, xs: torch.Tensor, ys: torch.Tensor
-) -> torch.Tensor:
-    """``[c, P]``: the minibatches ``xs[i], ys[i]`` in one ``vmap(grad(·))`` pass.
-
-    Each minibatch gets its own copy of the buffers, so train-mode BatchNorm normalises with that
-    minibatch's statistics and updates only its own running statistics (discarded here).
-    """
-    from torch.func import functional_call, grad, vmap
-
-    trainable = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
-    frozen = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
-    c = xs.shape[0]
-    buffers = {n: b.expand(c, *b.shape).clone() for n, b in model.named_buffers()}
-
-    def loss_at(
-        params: dict[str, torch.Tensor], bufs: dict[str, torch.Tensor], x: torch.Tensor,
-        y: torch.Tensor,
-    ) -> torch.Tensor:
-        return loss_fn(functional_call(model, ({**params, **frozen}, bufs), (x,)), y)
-
-    g = vmap(grad(loss_at), in_dims=(None, 0, 0, 0), randomness="different")(
-        trainable, buffers, xs, ys
-    )
-    return torch.cat([g[n].reshape(c, -1) for n in names], 1)
-
-
-def noise(
-    model: nn.Module,
-    data: tuple[torch.Tensor, torch.Tensor],
-    *,
-    batch_size: int,
-    loss_fn: LossFn = F.cross_entropy,
-    n: int = 64,
-    full_batch: bool = True,
-    rank_samples: int = 32,
-    chunk: int = 1024,
-    method: str = "vmap",
-    vmap_chunk: int = 16,
-    generator: torch.Generator | None = None,
-) -> NoiseEstimate:
-    """Gradient noise of a model at its current weights (``M = 1``).
-
-    ``n`` minibatches of ``batch_size`` samples are drawn from ``data`` independently with
-    replacement and :func:`noise_from_gradients` turns their gradients into
-    ``σ² = r² Tr Σ_w/(d − 1)`` (the unit conversion ``Tr Σ_w̄ = r² Tr Σ_w`` is done there, once), its
-    standard error,
-    ``‖∇L(w̄)‖²`` and the effective rank. With ``full_batch`` (the paper's measurement) they are
-    centred at the full-batch gradient, the mean over ``data`` in chunks of ``chunk`` samples in
-    train mode (as the reference code: BatchNorm normalises with each chunk's statistics); without,
-    at their own mean (cheap enough to repeat often, see :class:`Recorder`). The model's buffers
-    (BatchNorm running statistics), train/eval mode, ``.grad`` fields and the global random state
-    (dropout) are left as they were.
-
-    Parameters
-    ----------
-    model : nn.Module
-        Its parameters with ``requires_grad=True`` are ``w``.
-    data : (x, y)
-        The training set (or the part the loss is defined on), on the model's device.
-    batch_size : int
-        The training loop's minibatch size: the noise scale depends on it.
-    loss_fn : callable, default ``F.cross_entropy``
-        ``loss_fn(model(x), y)`` is the mean minibatch loss.
-    n : int
-        Minibatch gradients (>= 2).
-    full_batch : bool
-        Centre at the full-batch gradient (else at the minibatch mean).
-    rank_samples : int
-        At most how many deviations feed the effective rank.
-    chunk : int
-        Samples per chunk of the full-batch gradient.
-    method : {"vmap", "loop"}
-        ``"vmap"`` computes ``vmap_chunk`` minibatch gradients per pass with ``torch.func``
-        (``vmap(grad(functional_call))``, per-minibatch buffers); ``"loop"`` one autograd pass each.
-        Both give the same gradients (to round-off; ``tests/test_record.py``).
-    vmap_chunk : int
-        Minibatches per vmapped pass (memory grows linearly with it).
-    generator : torch.Generator, optional
-        Draws the minibatch indices (on the CPU).
-
-    Notes
-    -----
-    Measured with ``benchmarks/bench_recorder.py --parts noise`` (2-core CPU, one thread, torch
-    2.13; n = 64 minibatches of 32 plus the full batch of 1797 digits; medians of 31): the
-    examples' BatchNorm MLP of width 32 (d = 3 072) takes 7.3 ms with ``"vmap"`` and 10.7 ms with
-    ``"loop"``; width 128 (d = 24 576) 24.2 and 26.1 ms; the ConvNet of width 4 (d = 6 084) 85–108
-    ms and 110 ms (the convolution's batching rule folds the minibatches into groups, NETS_DESIGN
-    §2, so its gain varies between runs). ``vmap`` removes the per-minibatch Python and dispatch
-    overhead, which is what dominates small models; it is the default. The stacked trainer
-    batches over models instead and uses :func:`noise_from_gradients` directly.
-    """
-    check_choice("method", method, ("vmap", "loop"))
-    x, y = data
-    N = int(x.shape[0])
-    if batch_size < 1 or chunk < 1 or vmap_chunk < 1 or N < 1:
+def _shared_group(optimizer: torch.optim.Optimizer,
+                  params: Sequence[nn.Parameter]) -> dict[str, Any]:
+    """The hyperparameters of the param groups that hold ``params``, which must all agree."""
+    ids = {id(p) for p in params}
+    groups = [g for g in optimizer.param_groups if ids & {id(p) for p in g["params"]}]
+    covered = {id(p) for g in groups for p in g["params"]}
+    if not ids <= covered:
         raise InvalidParameterError(
-            f"batch_size={batch_size}, chunk={chunk}, vmap_chunk={vmap_chunk} must be >= 1 and "
-            f"data must hold samples (got {N})"
-        )
-    named = _trainable(model)
-    names = [name for name, _ in named]
-    params = [p for _, p in named]
-    saved = {k: b.clone() for k, b in model.named_buffers()}
-    was_training = model.training
-    devices = [x.device.index or 0] if x.device.type == "cuda" else []
-    model.train()
-    try:
-        with torch.random.fork_rng(devices=devices):
-            full = None
-            if full_batch:
-                full = torch.stack([
-                    _flat(torch.autograd.grad(loss_fn(model(xc), yc), params)) * (len(xc) / N)
-                    for xc, yc in zip(x.split(chunk), y.split(chunk), strict=True)
-                ]).sum(0)
-            idx = torch.randint(0, N, (n, batch_size), generator=generator).to(x.device)
-            grads = torch.cat(
-                [
-                    _grads_vmap(model, names, loss_fn, x[ib], y[ib])
-                    if method == "vmap"
-                    else _grads_loop(model, params, loss_fn, x[ib], y[ib])
-                    for ib in idx.split(vmap_chunk)
-                ]
-            )
-    finally:
-        with torch.no_grad():
-            for k, b in model.named_buffers():
-                b.copy_(saved[k])
-        model.train(was_training)
-    return noise_from_gradients(
-        lambda i: grads[i][None],
-        _flat(params)[None],
-        full_grad=None if full is None else full[None],
-        n=n,
-        rank_samples=rank_samples,
-    )
+            "the optimizer does not update every trainable parameter of the recorded model")
+    first = {k: _plain(v) for k, v in groups[0].items() if k not in _IMPLEMENTATION_KEYS}
+    for i, group in enumerate(groups[1:], 1):
+        for key, value in first.items():
+            other = _plain(group.get(key))
+            if other != value:
+                raise InvalidParameterError(
+                    f"param groups 0 and {i} differ in {key}: {value!r} vs {other!r}; the laws "
+                    f"model one optimizer with one set of hyperparameters for all recorded "
+                    f"weights (give them the same {key})")
+    return first
+
+
+def _refuse(group: Mapping[str, Any], key: str, modelled: Any, what: str) -> None:
+    """Refuse a param-group value other than the ``modelled`` one, naming the key."""
+    if group.get(key, modelled) != modelled:
+        raise InvalidParameterError(f"{key}={group[key]!r} is not modelled: {what} (valid: "
+                                    f"{key}={modelled!r})")
+
+
+def _sgd_record(group: Mapping[str, Any]) -> dict[str, Any]:
+    """``torch.optim.SGD`` as an optimizer record: dampening 0, coupled weight decay."""
+    _refuse(group, "dampening", 0, "the laws model torch.optim.SGD's v ← βv + g + λw, which "
+            "dampening scales by (1 − dampening)")
+    _refuse(group, "maximize", False, "maximize=True ascends the loss")
+    return check_optimizer({"name": "sgd", "momentum": group["momentum"],
+                            "nesterov": group["nesterov"]})
+
+
+def _adamw_record(kind: type, group: Mapping[str, Any]) -> dict[str, Any]:
+    """``torch.optim.AdamW`` (or Adam with decoupled weight decay) as an optimizer record."""
+    if not group.get("decoupled_weight_decay", kind is torch.optim.AdamW):
+        raise InvalidParameterError(
+            f"torch.optim.Adam with weight_decay={group['weight_decay']!r} adds λw to the gradient "
+            f"inside the moments (coupled L2), which is not modelled: use torch.optim.AdamW "
+            f"(decoupled weight decay; or Adam with decoupled_weight_decay=True)")
+    _refuse(group, "amsgrad", False, "AMSGrad's running maximum of v̂ is not in the equilibrium "
+            "of Kosson et al. (2024)")
+    _refuse(group, "maximize", False, "maximize=True ascends the loss")
+    return check_optimizer({"name": "adamw", "betas": group["betas"], "eps": group["eps"]})
+
+
+def read_optimizer(optimizer: torch.optim.Optimizer,
+                   params: Sequence[nn.Parameter]) -> tuple[dict[str, Any], dict[str, float]]:
+    """The optimizer record (:func:`thermocheck.optimizers.check_optimizer`) of a torch optimizer
+    over ``params``, and its learning rate and weight decay ``{"lr": η, "wd": λ}``.
+
+    Modelled: ``torch.optim.SGD`` with dampening 0 (heavy ball or Nesterov, coupled decay:
+    ``v ← βv + g + λw``, ``w ← w − ηv``), and ``torch.optim.AdamW`` (``w ← w − ηλw``, then the
+    Adam step; Kosson et al., 2024). Refused with the parameter and its value named: any other
+    class (Adam's coupled L2 included), dampening ≠ 0, ``maximize``, AMSGrad, and param groups
+    over ``params`` whose hyperparameters differ.
+    """
+    group = _shared_group(optimizer, params)
+    kind = type(optimizer)
+    if kind is torch.optim.SGD:
+        record = _sgd_record(group)
+    elif kind in (torch.optim.AdamW, torch.optim.Adam):
+        record = _adamw_record(kind, group)
+    else:
+        raise InvalidParameterError(
+            f"optimizer {kind.__module__}.{kind.__qualname__} is not modelled: attach() reads "
+            f"torch.optim.SGD (momentum, nesterov; dampening 0) and torch.optim.AdamW")
+    return record, {"lr": float(group["lr"]), "wd": float(group["weight_decay"])}
+
+
+def _same(a: float, b: float) -> bool:
+    """Two values of one hyperparameter agree to float32 resolution (:data:`_SAME`)."""
+    return math.isclose(a, b, rel_tol=_SAME, abs_tol=0.0)
+
+
+def _agree(hp: dict[str, list[Any]], name: str, key: str, value: float) -> None:
+    """Fill the recorder's ``hp[name]`` from the optimizer's ``key``, or refuse a different one."""
+    given = hp[name][0]
+    if given is None:
+        check_positive(f"the optimizer's {key}", value)
+        hp[name] = [value]
+    elif not _same(float(given), value):
+        raise InvalidParameterError(
+            f"{name}={given!r} was given to the Recorder but the optimizer has {key}={value!r}: "
+            f"give one of them, or the same value")
+
+
+def _check_sphere_step(found: Mapping[str, float], elr: float | None,
+                       radius: float | None) -> None:
+    """The fixed sphere has no weight decay and steps with ``η = η_eff r²``."""
+    if found["wd"] != 0:
+        raise InvalidParameterError(
+            f"weight_decay={found['wd']!r} is not modelled on the fixed sphere, whose projection "
+            f"fixes the radius (valid: weight_decay=0)")
+    if elr is not None and radius is not None and not _same(found["lr"], elr * radius**2):
+        raise InvalidParameterError(
+            f"lr={found['lr']!r} of the optimizer is not η_eff r² = {elr * radius**2!r} "
+            f"(elr={elr!r}, radius={radius!r}), the fixed sphere's step")
+
+
+def _check_unchanged(watched: Sequence[tuple[dict[str, Any], dict[str, Any]]], step: int) -> None:
+    """Refuse a param-group hyperparameter changed since :meth:`Recorder.attach` (a scheduler).
+    Compares Python values only: a tensor is never read, which would synchronise with the host."""
+    for group, seen in watched:
+        for key, old in seen.items():
+            new = group[key]
+            if new is not old and not isinstance(new, torch.Tensor) and new != old:
+                raise InvalidParameterError(
+                    f"{key} changed from {old!r} to {new!r} at step {step}: the protocols keep "
+                    f"the optimizer's hyperparameters constant (attach a new Recorder for a new "
+                    f"value)")
 
 
 # -- the recorder ----------------------------------------------------------------------------------
-def _estimate(x: np.ndarray) -> Estimate:
-    """Mean and batch-means standard error (:func:`thermocheck.stats.batch_means`); a window
-    shorter than ``MIN_BATCHES`` logs (a state too short to be stationary) gets the naive one."""
-    if x.size >= MIN_BATCHES:
-        bm = batch_means(x)
-        return Estimate(bm.mean, bm.stderr, bm.n_batches)
-    se = float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else 0.0
-    return Estimate(float(x.mean()), se, x.size)
-
-
 def _spread(values: np.ndarray) -> Estimate:
     """Mean of independent-ish measurements with ``sd/√k``; a single one counts as ±100 %."""
     k = values.size
@@ -495,9 +372,11 @@ class Recorder:
       ``.grad`` and ``w_k`` from its own copy of the weights (taken at construction, then after
       every step). Under fixed sphere, project first, then call it. Construct the recorder before
       the first step.
-    * :meth:`attach` registers the optimizer's step pre-hook (reads ``w_k``, ``g_k``) and post-hook
-      (closes the step); give the loss with :meth:`log_loss`. It needs ``optimizer.step()``
-      without a closure, since a closure computes the gradient after the pre-hook.
+    * :meth:`attach` reads the optimizer's hyperparameters (:func:`read_optimizer`: SGD with
+      momentum or Nesterov, AdamW) and registers its step pre-hook (reads ``w_k``, ``g_k``) and
+      post-hook (closes the step); give the loss with :meth:`log_loss`. It needs
+      ``optimizer.step()`` without a closure, since a closure computes the gradient after the
+      pre-hook.
     * :meth:`begin` after the backward pass and :meth:`end` after the update (integrations, e.g.
       :class:`thermocheck.extra.lightning.RecorderCallback`).
     * :meth:`begin` ``(W, G)`` / :meth:`end` ``(loss)`` with arrays ``[M, P]`` (``model=None``).
@@ -512,7 +391,15 @@ class Recorder:
     protocol : str or sequence of str
         One of ``theory.PROTOCOLS`` for all models, or one per model.
     lr, wd, elr, radius : float or sequence of float, optional
-        Hyperparameters named as in :class:`State` (η, λ, η_eff, sphere radius).
+        Hyperparameters named as in :class:`State` (η, λ, η_eff, sphere radius). With a model,
+        ``lr`` (fixed LR) and ``wd`` may be left to :meth:`attach`, which reads them from the
+        optimizer; given to both, they must agree.
+    optimizer : mapping, optional
+        The optimizer the loop claims to run, as a record of
+        :func:`thermocheck.optimizers.check_optimizer` (default plain SGD), for loops fed through
+        :meth:`step` or :meth:`begin` / :meth:`end`; :meth:`attach` reads it from the optimizer
+        (and refuses a different one given here). SGD momentum β makes the recorder keep the
+        claimed velocity (module docstring); the record goes to ``State.optimizer``.
     d : int, optional
         Trainable parameters per model; required and only allowed when ``model`` is None.
     every : int, default 25
@@ -544,19 +431,24 @@ class Recorder:
         Centre the measurement at the full-batch gradient (the paper's; one pass over ``data``
         each time) instead of at the minibatch mean.
     sample : (x, y), optional
-        A minibatch for :func:`~thermocheck.nets.check_scale_invariance`; defaults to the first
-        ``batch_size`` samples of ``data``. Given either, the recorder refuses
-        (:class:`~thermocheck.nets.ScaleInvarianceError`) a model whose loss changes by more than
-        ``invariance_rtol`` (relative) when all trainable weights are scaled by 0.5 or 3, or whose
-        gradient has a radial component; without either it trusts the model.
+        A minibatch for :func:`thermocheck.invariance.check_scale_invariance`; defaults to the
+        first ``batch_size`` samples of ``data``. Given either, the recorder refuses
+        (:class:`~thermocheck.errors.ScaleInvarianceError`, naming every parameter at fault) a
+        model whose invariance is broken by its structure: a trainable output layer, a layer
+        whose output no normalisation follows, an affine normalisation. It accepts one broken
+        only by a normalisation's ε, whose effect falls as ``1/‖w‖²``: the check judges at 100 ×
+        the current weights. Its measurements go to ``State.extra["scale_invariance"]``. Without
+        either the recorder trusts the model.
     invariance_rtol : float, default 1e-3
-        Tolerance of that check. It separates structure from round-off and BatchNorm's ε, which
-        breaks invariance by about ``ε/Var`` (:func:`~thermocheck.nets.make_model`). Measured on
-        the example's MLP (``examples/user_model``, float32, at initialisation): ε = 1e-5 changes
-        the loss by 1.2e-4 (radial cosine 7e-6, harmless to the norm dynamics), an unfrozen head
-        by 1.5 and a layer without BatchNorm by 0.56. The check is numerical at the current
-        weights: an affine BatchNorm followed by ReLU and another BatchNorm is invariant at
-        initialisation (γ = 1, β = 0; change 6e-4) and only stops being so as β trains.
+        Tolerance of that check at 100 × the weights, where float32 round-off and what is left of
+        ε are below 1e-6. Measured on the example's MLP (``examples/user_model``, float32, the
+        first 32 digits, at torch's initialisation ``‖w‖ = 4.6`` and rescaled to ``‖w‖ = 1``):
+        BatchNorm's ε = 1e-5 changes the loss by 1.2e-4 and 2.5e-3 at the current weights but by
+        1.2e-7 and 3.5e-7 at 100 × (accepted); with LayerNorm instead, 6.5e-5 and 1.4e-3, then
+        6.5e-8 and 1.3e-7. An unfrozen head, a layer without normalisation and an affine last
+        BatchNorm change it by 9.0 at 100 ×; an affine first BatchNorm keeps the joint scaling
+        invariant (a later BatchNorm follows), but its γ and β scaled alone change the loss by
+        2.1e-2 and 1.5e-2. All four are refused, with the parameters named.
     device : torch.device or str, optional
         Device of the weights when ``model`` is None.
     substrate : str, default "user"
@@ -600,6 +492,7 @@ class Recorder:
         alpha: float = 1e-4,
         rtol: float = 1e-3,
         seed: int = 0,
+        optimizer: Mapping[str, Any] | None = None,
     ) -> None:
         hp = {"lr": lr, "wd": wd, "elr": elr, "radius": radius}
         sizes = {len(v) for v in hp.values() if isinstance(v, Sequence)}
@@ -609,7 +502,8 @@ class Recorder:
             raise InvalidParameterError(f"hyperparameter arrays differ in length: {sorted(sizes)}")
         self.M = sizes.pop() if sizes else 1
         self.protocols = [protocol] * self.M if isinstance(protocol, str) else list(protocol)
-        self.hp = {k: (list(v) if isinstance(v, Sequence) else [v] * self.M) for k, v in hp.items()}
+        self.hp: dict[str, list[Any]] = {
+            k: (list(v) if isinstance(v, Sequence) else [v] * self.M) for k, v in hp.items()}
         if min(every, queue_every) < 1 or min(queue_size, noise_every) < 0 or not 0 <= burn_in < 1:
             raise InvalidParameterError(
                 f"every={every}, queue_every={queue_every} must be >= 1, queue_size={queue_size} "
@@ -627,7 +521,7 @@ class Recorder:
                 raise InvalidParameterError(
                     "a model is recorded alone: give scalar hyperparameters and no d"
                 )
-            self._params = [p for _, p in _trainable(model)]
+            self._params = [p for _, p in trainable_parameters(model)]
             self.d = sum(p.numel() for p in self._params)
             self.device = self._params[0].device
         if data is not None and batch_size is None:
@@ -637,35 +531,70 @@ class Recorder:
             noise_every, noise_samples, noise_full_batch
         )
         self._generator = torch.Generator().manual_seed(seed)
-        if model is not None:
-            check = sample if sample is not None else (
-                None if data is None else (data[0][:batch_size], data[1][:batch_size])
+        check = sample if sample is not None or data is None else (
+            data[0][:batch_size], data[1][:batch_size]
+        )
+        self.invariance: dict[str, float] | None = None
+        if model is not None and check is not None:
+            self.invariance = check_scale_invariance(
+                model, check, loss_fn=loss_fn, rtol=invariance_rtol, option="invariance_rtol"
             )
-            if check is not None:
-                from thermocheck.nets.models import check_scale_invariance
-
-                check_scale_invariance(model, check, loss_fn=loss_fn, rtol=invariance_rtol)
-        self.spec = GridSpec.build(self.protocols, **self.hp, device=self.device,
-                                   dtype=torch.float64)
+        for p in self.protocols:
+            theory.check_protocol(p)
+        self.spec: GridSpec | None = None
+        if model is None or not self._missing():
+            self._build_spec()
+        self.optimizer: dict[str, Any] = check_optimizer(optimizer)
+        self._optimizer_given = optimizer is not None
         self.every, self.burn_in, self.substrate = every, burn_in, substrate
         self.queue_size, self.queue_every = queue_size, queue_every
         self.interpolation_loss, self.alpha, self.rtol = interpolation_loss, alpha, rtol
         self.step_count = 0
-        f64, dev = torch.float64, self.device
-        self._raw = torch.full((every, self.M, len(_RAW)), math.nan, dtype=f64, device=dev)
-        self._raw_gram = self._raw[:, :, :4]
-        self._hist = torch.zeros(len(QUANTITIES), 64, self.M, dtype=f64, device=dev)
+        self._hist = torch.zeros(len(QUANTITIES), 64, self.M, dtype=torch.float64,
+                                 device=self.device)
         self._slots = 0
         self._open = False
         self._pending_loss: torch.Tensor | None = None
         self._queue = self._make_queue(queue_storage, queue_path)
         self._queue_steps: list[int] = []
         self._noise: list[tuple[int, NoiseEstimate]] = []
-        if self._params:  # rows w and g: the flattened model, read in place each step
-            self._X = torch.empty(2, self.d, dtype=self._params[0].dtype, device=self.device)
-            self._ptrs: list[int] = []
-            self._views: list[torch.Tensor] = []
+        self._ptrs: list[int] = []
+        self._views: list[torch.Tensor] = []
+        self._allocate()
+
+    # -- hyperparameters and the optimizer ---------------------------------------------------------
+    def _missing(self) -> list[str]:
+        """The protocols' hyperparameters (``theory.AXES``) not given yet."""
+        return sorted({name for i, p in enumerate(self.protocols) for name in theory.AXES[p]
+                       if self.hp[name][i] is None})
+
+    def _build_spec(self) -> None:
+        self.spec = GridSpec.build(self.protocols, **self.hp, device=self.device,
+                                   dtype=torch.float64)
+
+    @property
+    def _momentum(self) -> float:
+        """The claimed SGD momentum β (0 for plain SGD and AdamW)."""
+        return float(self.optimizer.get("momentum", 0.0)) if self.optimizer["name"] == "sgd" \
+            else 0.0
+
+    def _allocate(self) -> None:
+        """Step buffers for the Gram rows the claim needs: (w, g), and v with SGD momentum.
+
+        ``_raw[every, M, rows² + 1]`` holds each step's Gram matrix and loss; with a model,
+        ``_X[rows, d]`` holds the flattened weights, gradient and claimed velocity (zero at the
+        start, as torch's momentum buffer); stacked models keep their velocities ``[M, P]``,
+        made at the first :meth:`begin`."""
+        rows = 3 if self._momentum > 0 else 2
+        self._rows = rows
+        self._raw = torch.full((self.every, self.M, rows * rows + 1), math.nan,
+                               dtype=torch.float64, device=self.device)
+        self._vel: torch.Tensor | None = None
+        if self._params:
+            self._X = torch.zeros(rows, self.d, dtype=self._params[0].dtype, device=self.device)
             self._read_model(self._X, grads=False)
+            if rows == 3:
+                self._vel = self._X[2:]
 
     def _make_queue(self, storage: str, path: str | Path | None) -> torch.Tensor:
         shape = (self.M, self.queue_size, self.d)
@@ -707,21 +636,30 @@ class Recorder:
 
     @staticmethod
     def _gram(X: torch.Tensor) -> torch.Tensor:
-        """``X Xᵀ`` over the last axis: the Gram matrix ``[[‖w‖², ⟨w, g⟩], [⟨g, w⟩, ‖g‖²]]`` of
-        ``X = (w, g)``, batched over leading axes. One matrix product, in float32 for float32
-        weights on a CPU (summation error ~1e-6 relative: it enters the norm balance multiplied by
-        ``2η_kλ``, far below the balance's statistical error), in float64 elsewhere (TF32 never
-        applies)."""
+        """``X Xᵀ`` over the last axis: the Gram matrix of ``X = (w, g)`` (``[[‖w‖², ⟨w, g⟩],
+        [⟨g, w⟩, ‖g‖²]]``) or ``(w, g, v)``, batched over leading axes. One matrix product, in
+        float32 for float32 weights on a CPU (summation error ~1e-6 relative: it enters the norm
+        balance multiplied by ``2η_kλ``, far below the balance's statistical error), in float64
+        elsewhere (TF32 never applies)."""
         if X.dtype != torch.float32 or X.device.type != "cpu":
             X = X.to(torch.float64)
         return X @ X.transpose(-1, -2)
 
-    def _open_step(self, gram: torch.Tensor, W: torch.Tensor) -> None:
-        """Step k from the Gram matrices ``[M, 2, 2]`` of (w_k, g_k) and the weights ``W[M, P]``
-        (pushed to the queue when due); ``‖w_{k+1}‖²`` is the next step's ``‖w‖²``."""
+    def _open_step(self, X: torch.Tensor, W: torch.Tensor) -> None:
+        """Step k from ``X`` = (w_k, g_k[, v_k]) (``[M, rows, P]``, or ``[rows, d]`` for a model)
+        and the weights ``W[M, P]`` (pushed to the queue when due); ``‖w_{k+1}‖²`` is the next
+        step's ``‖w‖²``. Then the claimed velocity moves on, ``v ← βv + g_k + λw_k``."""
         if self._open:
             raise InvalidParameterError("begin() called twice: close each step with end()")
-        self._raw_gram[self.step_count % self.every].copy_(gram.view(self.M, 4))
+        if self.spec is None:
+            raise InvalidParameterError(
+                f"{', '.join(self._missing())} not known: give them to Recorder(...) or "
+                f"attach(optimizer) before the first step")
+        n = self._rows * self._rows
+        self._raw[self.step_count % self.every, :, :n].copy_(self._gram(X).reshape(self.M, n))
+        if self._vel is not None:
+            decay = self.spec.wd[:, None].to(X.dtype)
+            self._vel.mul_(self._momentum).add_(X[..., 1, :]).addcmul_(decay, X[..., 0, :])
         if self.queue_size and self.step_count % self.queue_every == 0:
             slot = len(self._queue_steps) % self.queue_size
             self._queue[:, slot].copy_(W, non_blocking=True)
@@ -734,12 +672,17 @@ class Recorder:
         if W is None and G is None:
             self._require_model("begin() without arrays")
             self._read_model(self._X)
-            self._open_step(self._gram(self._X), self._X[:1])
+            self._open_step(self._X, self._X[:1])
         elif W is None or G is None:
             raise InvalidParameterError("give both W and G, or neither (read from the model)")
         else:
             W = W.detach()
-            self._open_step(self._gram(torch.stack((W, G.detach()), 1)), W)
+            rows = [W, G.detach()]
+            if self._rows == 3:
+                if self._vel is None:
+                    self._vel = torch.zeros_like(W)
+                rows.append(self._vel)
+            self._open_step(torch.stack(rows, 1), W)
 
     def end(self, loss: torch.Tensor | None = None) -> None:
         """Close step k, after the update, with the training loss (``[M]`` or a scalar tensor;
@@ -748,7 +691,7 @@ class Recorder:
             raise InvalidParameterError("end() without begin(): open each step with begin()")
         k = self.step_count % self.every
         if loss is not None:
-            self._raw[k, :, 4] = loss.detach().reshape(self.M)
+            self._raw[k, :, -1] = loss.detach().reshape(self.M)
         self._open = False
         self.step_count += 1
         if k == self.every - 1:
@@ -766,20 +709,38 @@ class Recorder:
         projection on the fixed sphere). ``loss`` is the minibatch loss tensor (no ``.item()``)."""
         self._require_model("step()")
         self._read_model(self._X, weights=False)  # X[0] holds w_k since the previous call
-        self._open_step(self._gram(self._X), self._X[:1])
+        self._open_step(self._X, self._X[:1])
         self.end(loss)
         self._read_model(self._X, grads=False)  # w_{k+1}: the next call's w_k
 
     def attach(self, optimizer: torch.optim.Optimizer) -> list[RemovableHandle]:
-        """Record every ``optimizer.step()`` through its step hooks (pre: w_k and g_k; post:
-        closes the step with the loss given to :meth:`log_loss`). Returns the hook handles
-        (``handle.remove()`` detaches)."""
+        """Read the optimizer's hyperparameters and record every ``optimizer.step()`` through its
+        step hooks (pre: w_k and g_k; post: closes the step with the loss given to
+        :meth:`log_loss`). Returns the hook handles (``handle.remove()`` detaches).
+
+        :func:`read_optimizer` reads SGD's lr, momentum, nesterov, dampening and weight_decay, or
+        AdamW's lr, betas, eps and weight_decay; the record goes to ``State.optimizer`` and, with
+        momentum, the norm-balance terms use the claimed update with its velocity (module
+        docstring). ``lr`` (fixed LR) and ``wd`` not given to the recorder are taken from the
+        optimizer. Refused, with the parameter and the values named: whatever
+        :func:`read_optimizer` refuses; ``lr`` or ``wd`` given to the recorder with another value
+        than the optimizer's; on the fixed sphere a weight_decay ≠ 0 or an lr other than
+        ``η_eff r²``; AdamW under another protocol than fixed LR (its norm equilibrium, Kosson et
+        al. 2024, is a fixed-LR result); an ``optimizer`` record given to the recorder that differs;
+        an attach after steps were recorded. A hyperparameter changed later (a scheduler) is
+        refused at the next step, since every protocol keeps its hyperparameters constant; under
+        fixed ELR the loop sets ``lr = η_eff ‖w_k‖²`` itself, so lr is neither read nor watched.
+        """
         self._require_model("attach()")
-        theirs = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        if not all(id(p) in theirs for p in self._params):
-            raise InvalidParameterError(
-                "the optimizer does not update every trainable parameter of the recorded model"
-            )
+        if self.step_count:
+            raise InvalidParameterError(f"attach() after {self.step_count} recorded steps: "
+                                        f"attach the optimizer before the first step")
+        record, found = read_optimizer(optimizer, self._params)
+        self._claim(record, found)
+        ids = {id(p) for p in self._params}
+        skip = _IMPLEMENTATION_KEYS | ({"lr"} if self.protocols[0] == "fixed_elr" else set())
+        watched = [(g, {k: v for k, v in g.items() if k not in skip})
+                   for g in optimizer.param_groups if ids & {id(p) for p in g["params"]}]
 
         def pre(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
             # args are step()'s positional arguments, the optimizer itself first
@@ -788,6 +749,7 @@ class Recorder:
                     "attach() needs optimizer.step() without a closure (the closure computes the "
                     "gradient after the pre-hook); call recorder.step() after the step instead"
                 )
+            _check_unchanged(watched, self.step_count)
             self.begin()
 
         def post(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
@@ -796,24 +758,67 @@ class Recorder:
 
         return [optimizer.register_step_pre_hook(pre), optimizer.register_step_post_hook(post)]
 
+    def _claim(self, record: dict[str, Any], found: dict[str, float]) -> None:
+        """Take the attached optimizer's record and hyperparameters (:meth:`attach`)."""
+        protocol = self.protocols[0]
+        if self._optimizer_given and record != self.optimizer:
+            raise InvalidParameterError(f"optimizer={self.optimizer!r} was given to the Recorder "
+                                        f"but the attached optimizer is {record!r}")
+        if record["name"] == "adamw" and protocol != "fixed_lr":
+            raise InvalidParameterError(f"protocol={protocol!r} with AdamW is not modelled: its "
+                                        f"norm equilibrium (Kosson et al., 2024) is for fixed_lr")
+        hp: dict[str, list[Any]] = {k: list(v) for k, v in self.hp.items()}
+        if protocol == "fixed_sphere":
+            _check_sphere_step(found, hp["elr"][0], hp["radius"][0])
+        else:
+            _agree(hp, "wd", "weight_decay", found["wd"])
+            if protocol == "fixed_lr":
+                _agree(hp, "lr", "lr", found["lr"])
+        self.hp, self.optimizer = hp, record
+        self._build_spec()
+        self._allocate()
+
     def log_loss(self, loss: torch.Tensor) -> None:
         """The current step's training loss, for :meth:`attach` (any time before the step ends)."""
         self._pending_loss = loss.detach()
 
+    def _update_coefficients(self) -> tuple[float, torch.Tensor, float]:
+        """``(a, b, c)`` of the claimed update ``u = a g + b w + c v``: heavy ball
+        ``(1, λ, β)``, Nesterov ``(1 + β, (1 + β)λ, β²)``; plain SGD ``(1, λ, 0)``."""
+        assert self.spec is not None
+        beta = self._momentum
+        a, c = (1 + beta, beta * beta) if self.optimizer.get("nesterov") else (1.0, beta)
+        return a, a * self.spec.wd, c
+
     def _close_block(self) -> None:
-        """Block means of :data:`QUANTITIES` from the raw scalars into the device history."""
-        sq, wg, _, gsq, loss = self._raw.unbind(2)
+        """Block means of :data:`QUANTITIES` from the raw scalars into the device history.
+
+        With ``u = a g + b w + c v`` (:meth:`_update_coefficients`; ``v = 0`` without momentum):
+        norm balance ``η_k² ‖u‖² − 2η_k ⟨w, u⟩`` with ``⟨w, g⟩ = 0`` (P2; at β = 0 it is
+        ``(1 − η_k λ)²‖w‖² + η_k²‖g‖² − ‖w‖²``, Eq. 111), λ_eff of Eq. 83 for ``q = a g + c v`` per
+        effective step ``η_k/(1 − β)``, and the update residual against the exact
+        ``‖w − η_k u‖²`` (the sphere's radius² after a projection)."""
+        assert self.spec is not None
+        n = self._rows
+        gram = self._raw[..., : n * n].unflatten(-1, (n, n))
+        sq, wg, gsq, loss = gram[..., 0, 0], gram[..., 0, 1], gram[..., 1, 1], self._raw[..., -1]
+        wv, gv, vv = (gram[..., 0, 2], gram[..., 1, 2], gram[..., 2, 2]) if n == 3 else (0, 0, 0)
         nxt = torch.cat([sq[1:], torch.full_like(sq[:1], math.nan)])  # ‖w_{k+1}‖²
         s = self.spec
+        a, b, c = self._update_coefficients()
         eta = s.step_size(sq)
-        decay = 1 - eta * s.wd
-        lhs = decay**2 * sq + eta**2 * gsq  # Eq. 111: exact for g ⊥ w
+        wu = b * sq + c * wv  # ⟨w, u⟩ with ⟨w, g⟩ = 0 (P2)
+        uu = a * a * gsq + b * b * sq + c * c * vv + 2 * b * c * wv + 2 * a * c * gv
+        balance = eta * (eta * uu - 2 * wu)  # exact one-step change of ‖w‖² for g ⊥ w
         r = sq.sqrt()
-        stepped = (sq - 2 * eta * wg + eta**2 * gsq).clamp_min(0).sqrt()
-        lam = (stepped - r) / (eta * r)  # Eq. 83
-        claimed = torch.where(s.project, s.radius**2, lhs - 2 * eta * decay * wg)
+        wq, qq = a * wg + c * wv, a * a * gsq + c * c * vv + 2 * a * c * gv
+        stepped = (sq - 2 * eta * wq + eta**2 * qq).clamp_min(0).sqrt()
+        lam = (stepped - r) * (1 - self._momentum) / (eta * r)  # Eq. 83
+        exact = sq + balance - 2 * eta * a * wg * (1 - eta * b)
+        claimed = torch.where(s.project, s.radius**2, exact)
         cos = wg / (r * gsq.sqrt()).clamp_min(1e-300)
-        every_step = torch.stack([sq, r, gsq, unit_radius(sq, gsq), lhs - sq, lhs, lam, cos])
+        every_step = torch.stack([sq, r, gsq, unit_radius(sq, gsq), balance, sq + balance, lam,
+                                  cos, sq * gv if n == 3 else torch.zeros_like(sq)])
         some_steps = torch.stack([loss, (nxt - claimed) / sq])
         if self._slots == self._hist.shape[1]:
             self._hist = torch.cat([self._hist, torch.zeros_like(self._hist)], 1)
@@ -848,44 +853,37 @@ class Recorder:
     def states(self, *, extra: dict[str, Any] | None = None, entropy: bool = True) -> list[State]:
         """One :class:`State` per model, measured over its stationary window.
 
-        :func:`thermocheck.stats.assess_stationarity` runs on the whole logged series of the
-        monitored quantities (the radius except on the sphere, the loss when given, else the
-        unit-radius gradient norm): MSER-5 finds the end of the transient, a slope test the drift.
-        The window starts at that truncation or after ``burn_in``, whichever is later. Means carry
+        Stationarity is judged per series (``State.stationary_series``), each by
+        :func:`thermocheck.stats.assess_stationarity` on its whole logged series (MSER-5 finds the
+        end of the transient, a slope test the drift, at level ``alpha`` split over the series):
+        ``radius`` on the mean radius, ``loss`` on the loss (when given), ``noise`` on the
+        unit-radius gradient norm ``‖w_k‖²‖g_k‖²`` whose mean gives σ², and ``directions`` by the
+        loss's verdict (the gradient norm's without a loss), since both are functions of w̄ alone
+        (P1). A loss that still drifts therefore leaves V1 and the norm balance, which need the
+        radius and the noise, to decide. The window starts after ``burn_in`` and after the MSER-5
+        truncation of every stationary series (of every series when none is). Means carry
         batch-means standard errors (:func:`thermocheck.stats.batch_means`), with the number of
         batches as ``n``. The noise: ``grad_sq`` is the mean of the measurements taken in the
         window (batch means over them, or ``sd/√k`` when fewer than 10), clipped at 0, and
         ``σ² = (E‖w_k‖²‖g_k‖² − E‖∇L(w̄)‖²)/(d − 1)`` (module docstring), errors combined in
         quadrature. The entropy is that of the window's queued directions (:func:`_entropy`).
 
-        A state is ``stationary=False`` with the reason when the run diverged, interpolates
-        (:data:`INTERPOLATION_REASON`), has fewer than 40 logs, has no noise measurement yet,
-        leaves no noise once the gradient term is taken out, or fails the stationarity test.
+        Not stationary, with the reason: the whole state when the run diverged (``diverged=True``)
+        or has fewer than ``MIN_LOGS`` logs; the noise when no noise measurement is in yet or none
+        is left once the gradient term is taken out; the noise and the directions when the model
+        interpolates (:data:`INTERPOLATION_REASON`); each series that fails its test.
         """
         hist = self.sync()
         return [self._state(m, hist, extra or {}, entropy) for m in range(self.M)]
 
+    def grid(self, *, extra: dict[str, Any] | None = None, entropy: bool = True) -> StateGrid:
+        """:meth:`states` as a :class:`~thermocheck.states.StateGrid` (the models must make one:
+        one protocol and one ``d``, distinct hyperparameters)."""
+        return StateGrid(self.states(extra=extra, entropy=entropy))
+
     def state(self, m: int = 0, **kwargs: Any) -> State:
         """The state of model ``m`` (default: the only one of a user's loop)."""
         return self.states(**kwargs)[m]
-
-    def _window(self, series: dict[str, np.ndarray], protocol: str) -> tuple[int, list[str], dict]:
-        """Start of the stationary window (in logs), the reasons it is not stationary, details."""
-        n = series["sq_norm"].size
-        burn = int(self.burn_in * n)
-        if n < MIN_LOGS:
-            return burn, [f"too short to judge stationarity: {n} logs (< {MIN_LOGS}); run longer "
-                          f"or log more often (every)"], {}
-        monitored = {q: series[q] for q in ("mean_radius", "loss")
-                     if (q != "mean_radius" or protocol != "fixed_sphere")
-                     and np.isfinite(series[q]).all()}
-        verdict = assess_stationarity(monitored or {"unit_grad_sq": series["unit_grad_sq"]},
-                                      alpha=self.alpha, rtol=self.rtol)
-        details = {k: dict(v) for k, v in verdict.details.items()}
-        start = max(burn, verdict.start)
-        if n - start < MIN_BATCHES:
-            start = burn
-        return start, [] if verdict.stationary else [f"not stationary: {verdict.reason}"], details
 
     def _noise_terms(self, m: int, first_step: int) -> tuple[Estimate | None, dict[str, Any]]:
         """``E‖∇L(w̄)‖²`` of model ``m`` from the noise measurements taken from ``first_step`` on
@@ -903,7 +901,7 @@ class Recorder:
             return np.array([getattr(e, name)[m] for e in snaps])
 
         def mean(x: np.ndarray) -> Estimate:
-            return _estimate(x) if x.size >= MIN_BATCHES else _spread(x)
+            return window_estimate(x) if x.size >= MIN_BATCHES else _spread(x)
 
         grad_sq, s2 = mean(series("grad_sq")), mean(series("sigma2"))
         den = float(series("rank_den").sum())  # 0 when measurements had < 2 deviations each
@@ -927,35 +925,49 @@ class Recorder:
         hp: dict[str, Any] = {k: v[m] for k, v in self.hp.items() if v[m] is not None}
         if not all(np.isfinite(series[q]).all() for q in ("sq_norm", "step_grad_sq")):
             return State(protocol=p, d=self.d, sigma2=Estimate(np.finfo(float).tiny),
-                         substrate=self.substrate, stationary=False,
+                         substrate=self.substrate, stationary=False, diverged=True,
                          reason="diverged: non-finite weights or gradients (step too large)",
-                         extra={"diverged": True, "sigma2_placeholder": True, **extra}, **hp)
-        start, reasons, details = self._window(series, p)
+                         extra={"sigma2_placeholder": True, **extra}, optimizer=self.optimizer,
+                         **hp)
+        judgement = judge({name: series[q] for name, q in _JUDGED.items()}, alpha=self.alpha,
+                          rtol=self.rtol, burn_in=self.burn_in)
+        start, flags, reasons = judgement.start, judgement.flags, judgement.reasons
+        details = judgement.details
         window = {q: x[start:] for q, x in series.items()}
-        est = {q: _estimate(x) for q, x in window.items() if np.isfinite(x).all()}
+        est = {q: window_estimate(x) for q, x in window.items() if np.isfinite(x).all()}
         first_step = start * self.every
         grad_sq, info = self._noise_terms(m, first_step)
-        info.update(window_start_step=first_step, logged_blocks=n, window_blocks=n - start,
+        info.update(window_start_iteration=first_step, logged_blocks=n, window_blocks=n - start,
                     steps=self.step_count, stationarity=details)
+        if self.invariance is not None:
+            info["scale_invariance"] = self.invariance
         trace = est["unit_grad_sq"]
         d1 = self.d - 1
         s2 = (trace.value - (grad_sq.value if grad_sq else 0.0)) / d1
         s2_se = math.hypot(trace.stderr, grad_sq.stderr if grad_sq else 0.0) / d1
         loss = est.get("loss")
-        if info.get("noise_collapsed") or (loss and loss.value < self.interpolation_loss):
-            reasons.insert(0, INTERPOLATION_REASON)
         if grad_sq is None:
+            flags["noise"] = False
             reasons.append("no gradient-noise measurement yet: call measure_noise() (or pass data "
                            "and noise_every) so that E‖∇L(w̄)‖² can be taken out of the trace")
         elif s2 <= 0:
+            flags["noise"] = False
             reasons.append(f"no gradient noise resolved: E‖w_k‖²‖g_k‖² = {trace.value:.4g} ± "
                            f"{trace.stderr:.2g} does not exceed E‖∇L(w̄)‖² = {grad_sq.value:.4g}")
+        if info.get("noise_collapsed") or (loss and loss.value < self.interpolation_loss):
+            flags.update(noise=False, directions=False)
+            reasons.insert(0, INTERPOLATION_REASON)
         entropy_est = self._window_entropy(m, first_step) if self.queue_size and entropy else None
         info.update(trace_per_step=trace.value, trace_per_step_stderr=trace.stderr,
                     radial_cosine=est["radial_cos"].value,
                     queue_snapshots=0 if entropy_est is None else entropy_est.n)
-        if "update_residual" in est:
+        sgd = self.optimizer["name"] == "sgd"  # AdamW's update is not u = a g + b w + c v
+        if sgd and "update_residual" in est:
             info["update_residual"] = est["update_residual"].value
+        if self._momentum > 0 and sgd:
+            memory = est["unit_vel_grad"]
+            info["velocity_grad"] = {"value": memory.value, "stderr": memory.stderr,
+                                     "n": memory.n}
         state = State(
             protocol=p,
             d=self.d,
@@ -964,14 +976,16 @@ class Recorder:
             sq_norm=est["sq_norm"],
             mean_radius=est["mean_radius"],
             grad_sq=grad_sq,
-            norm_balance=None if p == "fixed_sphere" else est["norm_balance"],
-            lambda_eff=est["lambda_eff"],
+            norm_balance=est["norm_balance"] if sgd and p != "fixed_sphere" else None,
+            lambda_eff=est["lambda_eff"] if sgd else None,
             sphere_entropy=entropy_est,
             substrate=self.substrate,
             energy_is_loss=False,
             stationary=not reasons,
-            reason=reasons[0] if reasons else "",
+            reason="; ".join(reasons),
+            stationary_series=flags,
             extra={**info, **extra},
+            optimizer=self.optimizer,
             **hp,
         )
         return state.replace(extra={**state.extra, "compressibility": _compressibility(state)})
@@ -1000,9 +1014,12 @@ class Recorder:
             "queue_steps": self._queue_steps,
             "noise": [(s, e.__dict__) for s, e in self._noise],
             "generator": self._generator.get_state(),
+            "optimizer": self.optimizer,
         }
         if self._params:
             sd["weights"] = self._X[0]
+        if self._vel is not None:
+            sd["velocity"] = self._vel
         return sd
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
@@ -1014,8 +1031,15 @@ class Recorder:
         self._queue_steps = list(sd["queue_steps"])
         self._noise = [(s, NoiseEstimate(**e)) for s, e in sd["noise"]]
         self._generator.set_state(sd["generator"])
+        if sd.get("optimizer", self.optimizer) != self.optimizer:
+            raise InvalidParameterError(f"the checkpoint records optimizer={sd['optimizer']!r}, "
+                                        f"this recorder {self.optimizer!r}")
         if self._params:
             self._X[0].copy_(sd["weights"])
+        if "velocity" in sd:
+            if self._vel is None:
+                self._vel = torch.zeros_like(sd["velocity"], device=self.device)
+            self._vel.copy_(sd["velocity"])
 
 
 def _compressibility(state: State) -> float | None:

@@ -7,14 +7,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from thermocheck.errors import InvalidParameterError, LawFailure
+
 __all__ = ["VERDICTS", "LawFailure", "LawResult", "Verdict"]
 
 Verdict = Literal["passed", "failed", "inconclusive", "not_applicable"]
 VERDICTS: tuple[Verdict, ...] = ("passed", "failed", "inconclusive", "not_applicable")
-
-
-class LawFailure(AssertionError):
-    """Raised by :meth:`LawResult.assert_passed`; the message explains the failure."""
 
 
 def _clean(x: Any) -> Any:
@@ -38,7 +36,9 @@ class LawResult:
     its prediction), ``tolerance`` the allowance the verdict used (from standard errors, plus any
     documented model-error allowance), ``residual`` the headline relative residual. ``details`` has
     one mapping per grid point (or per fitted quantity), ``notes`` free-text remarks. Every verdict
-    other than ``passed`` carries a ``reason``.
+    other than ``passed`` carries a ``reason``. ``usable_states`` counts the states the law could
+    use (stationary in the series it needs; None when not counted): a result with none rests on
+    nothing measured, and :meth:`assert_passed` never accepts it.
     """
 
     law: str
@@ -54,12 +54,18 @@ class LawResult:
     notes: Sequence[str] = field(default_factory=tuple)
     d: int | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    usable_states: int | None = None
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict={self.verdict!r} must be one of {VERDICTS}")
+            raise InvalidParameterError(f"verdict={self.verdict!r} must be one of {VERDICTS}")
         if self.verdict != "passed" and not self.reason:
-            raise ValueError(f"a {self.verdict!r} result needs a reason")
+            raise InvalidParameterError(f"a {self.verdict!r} result needs a reason")
+        usable = self.usable_states
+        if usable is not None and (isinstance(usable, bool) or not isinstance(usable, int)
+                                   or usable < 0):
+            raise InvalidParameterError(
+                f"usable_states={usable!r} must be None or an integer >= 0")
         object.__setattr__(self, "details", tuple(self.details))
         object.__setattr__(self, "notes", tuple(self.notes))
         object.__setattr__(self, "options", dict(self.options))
@@ -68,6 +74,12 @@ class LawResult:
     def passed(self) -> bool:
         return self.verdict == "passed"
 
+    @property
+    def measured(self) -> bool:
+        """False when the result rests on no usable state (all diverged, or none stationary in
+        what the law needs): nothing was measured, which is not "too noisy to decide"."""
+        return self.usable_states != 0
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (the ``results`` entries of ``report.json``)."""
         return _clean({
@@ -75,13 +87,13 @@ class LawResult:
             "verdict": self.verdict, "passed": self.passed, "observed": self.observed,
             "expected": self.expected, "tolerance": self.tolerance, "residual": self.residual,
             "reason": self.reason, "details": list(self.details), "notes": list(self.notes),
-            "options": dict(self.options),
+            "options": dict(self.options), "usable_states": self.usable_states,
         })
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LawResult:
         keys = ("law", "protocol", "substrate", "verdict", "observed", "expected", "tolerance",
-                "residual", "reason", "details", "notes", "d", "options")
+                "residual", "reason", "details", "notes", "d", "options", "usable_states")
         return cls(**{k: data[k] for k in keys if k in data})
 
     def summary(self) -> str:
@@ -123,10 +135,12 @@ class LawResult:
     def assert_passed(self, *, allow_inconclusive: bool = False) -> None:
         """Raise :class:`LawFailure` unless the law passed (or, when allowed, was inconclusive).
 
-        ``not_applicable`` fails too: asking a law that does not apply to pass is a test bug.
+        ``not_applicable`` fails too: asking a law that does not apply to pass is a test bug, and
+        so does an inconclusive result with nothing measured (:attr:`measured`).
         """
         __tracebackhide__ = True
-        if self.passed or (allow_inconclusive and self.verdict == "inconclusive"):
+        if self.passed or (allow_inconclusive and self.verdict == "inconclusive"
+                           and self.measured):
             return
         raise LawFailure(self.explain())
 

@@ -5,6 +5,11 @@ hyperparameters, and the measured quantities, each an :class:`Estimate` (value, 
 sample count). A :class:`StateGrid` holds the states of one protocol and one ``d`` on a grid of
 two hyperparameters (``theory.AXES``). Users fill them from their own logs; both round-trip through
 JSON with a ``schema_version``.
+
+Stationarity is judged per measured series (:data:`SERIES`): a state records which series reached
+stationarity (``stationary_series``) and whether its run diverged, so that each law keeps the states
+that are stationary in the quantities it needs. Input is typed strictly: flags are booleans,
+numbers are real numbers (never strings), radii and squared norms are not negative.
 """
 
 from __future__ import annotations
@@ -19,11 +24,33 @@ from typing import Any
 import numpy as np
 
 from thermocheck import theory
-from thermocheck.errors import GridError, InvalidParameterError, check_dimension, check_positive
+from thermocheck.atomic import atomic_write_text
+from thermocheck.errors import (
+    GridError,
+    InvalidParameterError,
+    ParameterTypeError,
+    StateNotFoundError,
+    ThermocheckError,
+    check_dimension,
+    check_positive,
+)
+from thermocheck.optimizers import check_optimizer, momentum_factor
 
-__all__ = ["HYPERPARAMETERS", "MEASURED", "SCHEMA_VERSION", "Estimate", "State", "StateGrid"]
+__all__ = [
+    "HYPERPARAMETERS",
+    "MEASURED",
+    "SCHEMA_VERSION",
+    "SERIES",
+    "Estimate",
+    "State",
+    "StateGrid",
+]
 
-SCHEMA_VERSION = 1
+#: Version of the JSON format. Version 1 (before ``stationary_series`` and ``diverged``) still
+#: loads: its states' series all follow the overall ``stationary`` flag; versions 1 and 2 (before
+#: ``optimizer``) load as plain SGD.
+SCHEMA_VERSION = 3
+_READABLE_VERSIONS = (1, 2, 3)
 
 HYPERPARAMETERS = ("lr", "wd", "elr", "radius")
 
@@ -38,6 +65,34 @@ MEASURED: dict[str, str] = {
     "grad_sq": "E‖∇L(w̄)‖² at unit radius (Appendix G correction)",
     "norm_balance": "mean per-step residual (1 − η_k λ)²‖w_k‖² + η_k²‖g_k‖² − ‖w_k‖²",
 }
+
+#: Measured series whose stationarity is judged separately (``State.stationary_series``): the
+#: radius ‖w‖, the training loss, the gradient noise and the direction w̄ (its entropy queue).
+SERIES = ("radius", "loss", "noise", "directions")
+
+#: Measured fields that are radii (> 0) and squared norms (>= 0; E‖w‖² > 0).
+_POSITIVE = ("sq_norm", "mean_radius")
+_NONNEGATIVE = ("grad_sq",)
+#: Fields that must be booleans, and fields that must be strings.
+_FLAGS = ("energy_is_loss", "stationary", "diverged")
+_TEXT = ("substrate", "reason")
+
+
+def _real(name: str, x: Any) -> float:
+    """``x`` as a float; strings, booleans and other non-numbers are refused, not parsed."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise ParameterTypeError(f"{name}={x!r} must be a real number, not {type(x).__name__}")
+    return float(x)
+
+
+def _flag(name: str, x: Any) -> bool:
+    """``x`` if it is a boolean; ``"false"``, ``"no"``, 0 or 1 are refused (they are not flags)."""
+    if not isinstance(x, (bool, np.bool_)):
+        raise ParameterTypeError(
+            f"{name}={x!r} must be a boolean (True or False; true or false in JSON), not "
+            f"{type(x).__name__}"
+        )
+    return bool(x)
 
 _REQUIRED_HP = {
     "fixed_sphere": ("elr", "radius"),
@@ -55,15 +110,17 @@ class Estimate:
     n: int = 1
 
     def __post_init__(self) -> None:
-        if not math.isfinite(self.value):
-            raise InvalidParameterError(f"Estimate value={self.value!r} must be finite")
-        if not (math.isfinite(self.stderr) and self.stderr >= 0):
-            raise InvalidParameterError(f"Estimate stderr={self.stderr!r} must be finite and >= 0")
-        if self.n < 1:
-            raise InvalidParameterError(f"Estimate n={self.n!r} must be >= 1")
-        object.__setattr__(self, "value", float(self.value))
-        object.__setattr__(self, "stderr", float(self.stderr))
-        object.__setattr__(self, "n", int(self.n))
+        value, stderr = _real("value", self.value), _real("stderr", self.stderr)
+        n = _real("n", self.n)
+        if not math.isfinite(value):
+            raise InvalidParameterError(f"Estimate value={value!r} must be finite")
+        if not (math.isfinite(stderr) and stderr >= 0):
+            raise InvalidParameterError(f"Estimate stderr={stderr!r} must be finite and >= 0")
+        if not (n >= 1 and n == int(n)):
+            raise InvalidParameterError(f"Estimate n={self.n!r} must be an integer >= 1")
+        object.__setattr__(self, "value", value)
+        object.__setattr__(self, "stderr", stderr)
+        object.__setattr__(self, "n", int(n))
 
     @classmethod
     def coerce(
@@ -72,14 +129,18 @@ class Estimate:
         """Build from an Estimate, a number (exact), ``(value, stderr[, n])`` or a mapping."""
         if isinstance(x, Estimate):
             return x
+        if isinstance(x, (str, bytes)):
+            raise ParameterTypeError(
+                f"{name}={x!r} must be a number, (value, stderr[, n]) or an Estimate, not a string"
+            )
         try:
             if isinstance(x, Mapping):
                 return cls(**x)
             if isinstance(x, (int, float, np.floating, np.integer)):
-                return cls(float(x))
+                return cls(x)
             return cls(*x)  # type: ignore[arg-type]
-        except InvalidParameterError as err:
-            raise InvalidParameterError(f"{name}: {err}") from None
+        except ThermocheckError as err:
+            raise type(err)(f"{name}: {err}") from None
         except TypeError:
             raise InvalidParameterError(
                 f"{name}={x!r} must be a number, (value, stderr[, n]) or an Estimate"
@@ -94,9 +155,19 @@ class State:
     (η_eff), ``radius`` (sphere radius). Measured fields are listed in :data:`MEASURED`; any may be
     ``None`` when not measured, and a law that needs it says so. ``energy_is_loss`` is True when the
     loss is the thermodynamic energy (isotropic noise); for networks and users' models it is False
-    and the laws that need U to be the energy are not applicable (READINGS.md). A state that did
-    not reach
-    stationarity carries ``stationary=False`` and a ``reason``; laws leave it out.
+    and the laws that need U to be the energy are not applicable.
+
+    Stationarity: ``stationary_series`` maps measured series (:data:`SERIES`) to whether each
+    reached stationarity; a series that is absent was not judged separately and follows the
+    overall ``stationary`` flag, which is True only when every judged series is stationary. A state
+    that did not reach stationarity carries ``stationary=False`` and a ``reason``; each law leaves
+    out the states that are not stationary in the series it needs (:meth:`is_stationary_in`). A run
+    that left the finite range or became NaN has ``diverged=True`` and is never stationary.
+
+    ``optimizer`` records the optimizer and its hyperparameters
+    (:func:`thermocheck.optimizers.check_optimizer`; default plain SGD). With SGD momentum β the
+    state equations use the equivalent rates ``η/(1 − β)`` and ``η_eff/(1 − β)``
+    (:attr:`equivalent_lr`, :attr:`equivalent_elr`).
     """
 
     protocol: str
@@ -117,15 +188,24 @@ class State:
     energy_is_loss: bool = False
     stationary: bool = True
     reason: str = ""
+    diverged: bool = False
+    stationary_series: Mapping[str, bool] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    optimizer: Mapping[str, Any] = field(default_factory=lambda: check_optimizer(None))
 
     def __post_init__(self) -> None:
         protocol = theory.check_protocol(self.protocol)
-        object.__setattr__(self, "d", check_dimension(self.d))
+        object.__setattr__(self, "optimizer", check_optimizer(self.optimizer))
+        object.__setattr__(self, "d", check_dimension(_real("d", self.d)))
+        for name in _FLAGS:
+            object.__setattr__(self, name, _flag(name, getattr(self, name)))
+        for name in _TEXT:
+            if not isinstance(getattr(self, name), str):
+                raise ParameterTypeError(f"{name}={getattr(self, name)!r} must be a string")
         for name in HYPERPARAMETERS:
             value = getattr(self, name)
             if value is not None:
-                object.__setattr__(self, name, float(check_positive(name, value)))
+                object.__setattr__(self, name, float(check_positive(name, _real(name, value))))
         for name in _REQUIRED_HP[protocol]:
             if getattr(self, name) is None:
                 raise InvalidParameterError(f"{name} is required for protocol={protocol!r}")
@@ -134,8 +214,62 @@ class State:
             if value is not None:
                 object.__setattr__(self, name, Estimate.coerce(name, value))
         check_positive("sigma2", self.sigma2.value)
+        for name in (*_POSITIVE, *_NONNEGATIVE):
+            value = getattr(self, name)
+            if value is not None and not (value.value > 0 or
+                                          (name in _NONNEGATIVE and value.value == 0)):
+                bound = ">= 0" if name in _NONNEGATIVE else "> 0"
+                raise InvalidParameterError(
+                    f"{name}={value.value!r} is invalid: {name} ({MEASURED[name]}) must be {bound}"
+                )
+        object.__setattr__(self, "stationary_series", self._checked_series())
         if not self.stationary and not self.reason:
             raise InvalidParameterError("a non-stationary state needs a reason")
+
+    def _checked_series(self) -> dict[str, bool]:
+        """``stationary_series`` as a dict of booleans keyed by :data:`SERIES`, consistent with
+        ``stationary`` (True only when every judged series is) and ``diverged`` (never
+        stationary)."""
+        if not isinstance(self.stationary_series, Mapping):
+            raise ParameterTypeError(
+                f"stationary_series={self.stationary_series!r} must be a mapping from series "
+                f"{SERIES} to booleans"
+            )
+        judged = {}
+        for name, flag in self.stationary_series.items():
+            if name not in SERIES:
+                raise InvalidParameterError(
+                    f"stationary_series has an unknown series {name!r}: choose from {SERIES}"
+                )
+            judged[name] = _flag(f"stationary_series[{name!r}]", flag)
+        unstable = [name for name, flag in judged.items() if not flag]
+        if self.stationary and unstable:
+            raise InvalidParameterError(
+                f"stationary=True contradicts stationary_series: {', '.join(unstable)} not "
+                f"stationary; pass stationary=False with a reason"
+            )
+        if self.stationary and self.diverged:
+            raise InvalidParameterError(
+                "stationary=True contradicts diverged=True: a diverged state is never stationary; "
+                "pass stationary=False with a reason"
+            )
+        return judged
+
+    # -- stationarity per series ----------------------------------------------------------------
+    def not_stationary_in(self, series: Iterable[str]) -> tuple[str, ...]:
+        """The members of ``series`` (names from :data:`SERIES`) in which this state is not
+        stationary: all of them when it diverged; a series not judged separately follows the
+        overall ``stationary`` flag."""
+        names = (series,) if isinstance(series, str) else tuple(series)
+        for name in names:
+            if name not in SERIES:
+                raise InvalidParameterError(f"series={name!r} is unknown: choose from {SERIES}")
+        return tuple(name for name in names
+                     if self.diverged or not self.stationary_series.get(name, self.stationary))
+
+    def is_stationary_in(self, series: Iterable[str]) -> bool:
+        """Whether the state is stationary in every series named (from :data:`SERIES`)."""
+        return not self.not_stationary_in(series)
 
     # -- thermodynamic coordinates --------------------------------------------------------------
     @property
@@ -144,10 +278,33 @@ class State:
         return {name: getattr(self, name) for name in theory.AXES[self.protocol]}
 
     @property
+    def momentum_factor(self) -> float:
+        """``1/(1 − β)`` for SGD with momentum β (1 for plain SGD): the leading-order factor of
+        the step (:func:`thermocheck.optimizers.momentum_factor`). AdamW has none."""
+        if self.optimizer["name"] != "sgd":
+            raise InvalidParameterError(
+                f"optimizer {self.optimizer['name']!r} has no equivalent SGD learning rate: the "
+                "state equations of SGD do not apply to it")
+        return momentum_factor(self.optimizer["momentum"])
+
+    @property
+    def equivalent_lr(self) -> float | None:
+        """``η/(1 − β)``: the plain-SGD learning rate with the same leading-order stationary
+        state (``η`` without momentum; None when the state has no ``lr``)."""
+        return None if self.lr is None else self.lr * self.momentum_factor
+
+    @property
+    def equivalent_elr(self) -> float | None:
+        """``η_eff/(1 − β)``, as :attr:`equivalent_lr` for the effective learning rate."""
+        return None if self.elr is None else self.elr * self.momentum_factor
+
+    @property
     def temperature(self) -> float:
-        """T from the state equation (THEORY.md §3), with the measured σ²."""
+        """T from the state equation (Eq. 7, 10, 19–20), with the measured σ² and the equivalent
+        rates of momentum (``η/(1 − β)``, ``η_eff/(1 − β)``)."""
         return float(theory.temperature(self.protocol, self.d, self.sigma2.value,
-                                        lr=self.lr, wd=self.wd, elr=self.elr))
+                                        lr=self.equivalent_lr, wd=self.wd,
+                                        elr=self.equivalent_elr))
 
     @property
     def pressure(self) -> float:
@@ -156,7 +313,7 @@ class State:
         if self.protocol == "fixed_sphere" and self.lambda_eff is not None:
             return self.lambda_eff.value
         return float(theory.pressure(self.protocol, self.d, self.sigma2.value, wd=self.wd,
-                                     elr=self.elr, radius=self.radius))
+                                     elr=self.equivalent_elr, radius=self.radius))
 
     @property
     def volume(self) -> Estimate:
@@ -194,11 +351,17 @@ class State:
         """A JSON-ready dict (Estimates as ``{"value", "stderr", "n"}``)."""
         out = asdict(self)
         out["extra"] = dict(self.extra)
+        out["stationary_series"] = dict(self.stationary_series)
+        out["optimizer"] = dict(self.optimizer)
         return out
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> State:
-        """Inverse of :meth:`to_dict`; measured fields may also be numbers or (value, stderr, n)."""
+        """Inverse of :meth:`to_dict`; measured fields may also be numbers or (value, stderr, n).
+        Records of schema version 1 (without ``stationary_series`` and ``diverged``) load too."""
+        if not isinstance(record, Mapping):
+            raise ParameterTypeError(
+                f"a state record must be a mapping, got {type(record).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = set(record) - known - {"schema_version"}
         if unknown:
@@ -206,14 +369,23 @@ class State:
                 f"unknown state fields {sorted(unknown)}; known: {sorted(known)}"
             )
         kwargs = {k: v for k, v in record.items() if k in known}
-        if "sigma2" not in kwargs:
-            raise InvalidParameterError("sigma2 is required in a state record")
+        for name in ("protocol", "d", "sigma2"):
+            if name not in kwargs:
+                raise InvalidParameterError(f"{name} is required in a state record")
         kwargs["sigma2"] = Estimate.coerce("sigma2", kwargs["sigma2"])
         return cls(**kwargs)
 
     def replace(self, **changes: Any) -> State:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
+
+
+_REPORT_HINT = (
+    "this is a thermocheck report (report.json): it holds law results, not states. The states "
+    "a report was computed from are under its 'states' key, one grid per protocol: read them "
+    "with thermocheck.report.load_report(path).grids[protocol] (a report written without grids "
+    "has none), or save a grid with StateGrid.save(path) when you measure it"
+)
 
 
 class StateGrid(Sequence[State]):
@@ -237,6 +409,9 @@ class StateGrid(Sequence[State]):
                     f"a grid holds one protocol and one d: found protocol={s.protocol!r}, d={s.d} "
                     f"beside protocol={first.protocol!r}, d={first.d}"
                 )
+            if s.optimizer != first.optimizer:
+                raise GridError(f"a grid holds one optimizer: found {dict(s.optimizer)} beside "
+                                f"{dict(first.optimizer)}")
         keys = [self._key(s.hyperparameters) for s in self._states]
         if len(set(keys)) != len(keys):
             raise GridError("duplicate hyperparameters in the grid: each point must appear once")
@@ -272,6 +447,11 @@ class StateGrid(Sequence[State]):
         return self._states[0].substrate
 
     @property
+    def optimizer(self) -> Mapping[str, Any]:
+        """The optimizer record every state of the grid shares."""
+        return self._states[0].optimizer
+
+    @property
     def axes(self) -> tuple[str, str]:
         """The two hyperparameter names, in (x, y) order."""
         return theory.AXES[self.protocol]
@@ -288,11 +468,13 @@ class StateGrid(Sequence[State]):
         for s in self:
             if all(math.isclose(getattr(s, k), v, rel_tol=1e-9) for k, v in hp.items()):
                 return s
-        raise KeyError(f"no state at {hp} in {self!r}")
+        raise StateNotFoundError(f"no state at {hp} in {self!r}")
 
-    def stationary(self) -> StateGrid | None:
-        """The sub-grid of stationary states (None when there are none)."""
-        kept = [s for s in self if s.stationary]
+    def stationary(self, series: Iterable[str] | None = None) -> StateGrid | None:
+        """The sub-grid of the states stationary overall, or in every one of ``series`` (names
+        from :data:`SERIES`); None when there are none."""
+        names = None if series is None else tuple(series)
+        kept = [s for s in self if (s.stationary if names is None else s.is_stationary_in(names))]
         return StateGrid(kept) if kept else None
 
     def table(self, quantity: str) -> np.ndarray:
@@ -313,8 +495,15 @@ class StateGrid(Sequence[State]):
     # -- construction and I/O -------------------------------------------------------------------
     @classmethod
     def from_records(cls, records: Iterable[Mapping[str, Any]]) -> StateGrid:
-        """From dicts as produced by :meth:`State.to_dict` (numbers allowed for Estimates)."""
-        return cls(State.from_dict(r) for r in records)
+        """From dicts as produced by :meth:`State.to_dict` (numbers allowed for Estimates); an
+        error names the record (``states[i]``) and the field."""
+        states = []
+        for i, record in enumerate(records):
+            try:
+                states.append(State.from_dict(record))
+            except ThermocheckError as err:
+                raise type(err)(f"states[{i}]: {err}") from None
+        return cls(states)
 
     @classmethod
     def from_arrays(
@@ -371,25 +560,46 @@ class StateGrid(Sequence[State]):
 
     @classmethod
     def from_json(cls, text: str) -> StateGrid:
-        """Inverse of :meth:`to_json`; refuses an unknown ``schema_version``."""
-        data = json.loads(text)
+        """Inverse of :meth:`to_json`; reads ``schema_version`` 1 and 2 and refuses others, and
+        refuses a ``report.json`` (law results, not states) with a pointer to its states."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise InvalidParameterError(f"not a JSON state grid: {err}") from None
+        if not isinstance(data, Mapping):
+            raise InvalidParameterError("a state grid is a JSON object with 'schema_version' and "
+                                        f"'states', got a {type(data).__name__}")
+        if data.get("kind") == "thermocheck.Report" or "results" in data:
+            raise InvalidParameterError(_REPORT_HINT)
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in _READABLE_VERSIONS:
             raise InvalidParameterError(
                 f"schema_version={version!r} is not supported: this thermocheck reads "
-                f"{SCHEMA_VERSION}"
+                f"{', '.join(map(str, _READABLE_VERSIONS))}"
             )
-        return cls.from_records(data["states"])
+        states = data.get("states")
+        if not isinstance(states, list):
+            raise InvalidParameterError(
+                f"'states' must be a list of state records, got {states!r:.60}")
+        return cls.from_records(states)
 
     def save(self, path: str | Path) -> Path:
         """Write :meth:`to_json` atomically to ``path``."""
-        from thermocheck.report import atomic_write_text
-
-        return atomic_write_text(Path(path), self.to_json())
+        return atomic_write_text(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> StateGrid:
-        return cls.from_json(Path(path).read_text())
+        """Read a file written by :meth:`save`; every error names the file (and the record and
+        field at fault)."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise InvalidParameterError(f"cannot read the state grid file {path}: {err}") from None
+        try:
+            return cls.from_json(text)
+        except ThermocheckError as err:
+            raise type(err)(f"{path}: {err}") from None
 
     @classmethod
     def combine(cls, *sources: StateGrid | State | Iterable[State]) -> StateGrid:

@@ -1,7 +1,8 @@
 """Hypothesis strategies for thermocheck's states and grids.
 
 Plural nouns returning ``SearchStrategy``; bounds are keyword-only with defaults in the paper's
-ranges (THEORY §7): η, η_eff, λ in [1e-3, 1e-1], sphere radius in [0.1, 10]. Hyperparameters are
+ranges (docs/theory.md §7): η, η_eff, λ in [1e-3, 1e-1], sphere radius in [0.1, 10].
+Hyperparameters are
 further kept where the SDE holds, ``ε = η_eff + η_k p ≤ max_discretisation`` (default 0.05; see
 :func:`thermocheck.laws._common.discretisation`): under fixed ELR and on the sphere
 ``ε = η_eff + η_eff² σ²(d − 1)/2`` bounds η_eff, under fixed LR ``ε = sqrt(2ηλ/(σ²(d − 1))) + ηλ``
@@ -10,7 +11,7 @@ bounds the product ηλ. Beyond it the laws' allowances grow with ε and they tu
 :func:`state_grids` draws the structure (protocol, d, axes) and builds the states with
 :func:`thermocheck.synthetic.synthetic_grid`; their noise seed is a hash of the drawn structure,
 fixed by the example and never searched, so Hypothesis cannot hunt for the rare seed on which a
-correct noisy check fails (READINGS, "Statistics and Hypothesis").
+correct noisy check fails (docs/decisions.md).
 
 >>> from hypothesis import given
 >>> from thermocheck import laws
@@ -46,7 +47,7 @@ __all__ = [
     "state_grids",
 ]
 
-#: Default range of each hyperparameter (the paper's, THEORY §7).
+#: Default range of each hyperparameter (the paper's, docs/theory.md §7).
 RANGES: dict[str, tuple[float, float]] = {
     "lr": (1e-3, 1e-1), "wd": (1e-3, 1e-1), "elr": (1e-3, 1e-1), "radius": (0.1, 10.0),
 }
@@ -224,7 +225,7 @@ def state_grids(
         ys = draw(axis_spans(low=ranges[y_name][0], high=y_high, min_points=min_points,
                              max_points=max_points))
         seed = zlib.crc32(repr((p, dim, xs.tolist(), ys.tolist())).encode())
-        return synthetic_grid(p, dim, xs, ys, sigma2=sigma2, noise=noise, seed=seed,
-                              mutation=mutation, strength=strength)
+        return synthetic_grid(p, dim, grid={x_name: xs, y_name: ys}, sigma2=sigma2, noise=noise,
+                              seed=seed, mutation=mutation, strength=strength)
 
     return grids()

@@ -25,6 +25,7 @@ the correct theory (0) and the mutant (1), to measure the smallest defect a law 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -108,6 +109,26 @@ def _axis(name: str, values: ArrayLike) -> np.ndarray:
     return arr
 
 
+def _grid_values(protocol: str, grid: Mapping[str, ArrayLike] | ArrayLike,
+                 y_values: ArrayLike | None) -> tuple[Any, Any]:
+    """The two axes' values from ``grid = {name: values}``, or from the deprecated positional
+    ``x_values, y_values`` (with a ``DeprecationWarning``)."""
+    if isinstance(grid, Mapping):
+        if y_values is not None:
+            raise InvalidParameterError("grid={...} names both axes: pass no y_values beside it")
+        return theory.grid_axes(protocol, grid)
+    if y_values is None:
+        raise InvalidParameterError(
+            f"grid must be {{name: values}} for the axes {theory.AXES[protocol]} of "
+            f"protocol={protocol!r}")
+    x_name, y_name = theory.AXES[protocol]
+    warnings.warn("synthetic_grid(protocol, d, x_values, y_values) is deprecated: pass "
+                  f"grid={{{x_name!r}: x_values, {y_name!r}: y_values}} (or "
+                  "grid=theory.axes_grid(protocol, x_values, y_values))", DeprecationWarning,
+                  stacklevel=3)
+    return grid, y_values
+
+
 def _decay(protocol: str, hp: Mapping[str, Any], sq_norm: np.ndarray) -> np.ndarray:
     """``η_k λ`` with the claimed λ: ``η λ`` (fixed LR), ``η_eff E‖w‖² λ`` (fixed ELR)."""
     step = hp["lr"] if protocol == "fixed_lr" else hp["elr"] * sq_norm
@@ -170,8 +191,8 @@ def _point_normals(seed: int, protocol: str, d: int, x: float, y: float) -> np.n
 def synthetic_grid(
     protocol: str,
     d: int,
-    x_values: ArrayLike,
-    y_values: ArrayLike,
+    grid: Mapping[str, ArrayLike] | ArrayLike,
+    y_values: ArrayLike | None = None,
     *,
     sigma2: float = 1.0,
     noise: float = 0.0,
@@ -180,7 +201,7 @@ def synthetic_grid(
     strength: float = 1.0,
     loss: str = "linear",
 ) -> StateGrid:
-    """Stationary states of the ideal isotropic substrate on the grid ``x_values × y_values``.
+    """Stationary states of the ideal isotropic substrate on a hyperparameter grid.
 
     Parameters
     ----------
@@ -188,8 +209,13 @@ def synthetic_grid(
         The training protocol; the axes are ``theory.AXES[protocol]``, e.g. (``lr``, ``wd``).
     d : int
         Dimension (>= 2).
-    x_values, y_values : 1-d arrays of positive floats
-        Values of the protocol's two hyperparameters.
+    grid : dict
+        ``{name: values}`` for exactly the protocol's two hyperparameters (``theory.AXES``, e.g.
+        ``{"lr": [...], "wd": [...]}``), each a 1-d array of distinct positive values; the grid is
+        their outer product, as in :func:`thermocheck.simulator.simulate`.
+    y_values : 1-d array, optional
+        Deprecated: ``synthetic_grid(protocol, d, x_values, y_values)`` with the two axes'
+        values in ``theory.AXES`` order still works and warns (``DeprecationWarning``).
     sigma2 : float
         Gradient-noise variance per direction, ``Tr Σ_w̄ / (d − 1)``.
     noise : float
@@ -223,6 +249,7 @@ def synthetic_grid(
                 f"mutation={mutation!r} does not apply to protocol={protocol!r}: choose one of "
                 f"{MUTATIONS[mutation].protocols}")
     x_name, y_name = theory.AXES[protocol]
+    x_values, y_values = _grid_values(protocol, grid, y_values)
     X, Y = np.meshgrid(_axis(x_name, x_values), _axis(y_name, y_values), indexing="ij")
     hp = {x_name: X.ravel(), y_name: Y.ravel()}
     values = _theory(protocol, d, sigma2, hp, None)

@@ -1,4 +1,4 @@
-"""Closed-form predictions of the ideal-gas theory of SGD, per protocol (THEORY.md §3–5).
+"""Closed-form predictions of the ideal-gas theory of SGD, per protocol (docs/theory.md §3–5).
 
 Every function states its formula and the equation of Sadrtdinov et al. (arXiv:2511.07308) it
 implements. One vocabulary names the three training protocols: ``fixed_sphere`` (weights
@@ -11,7 +11,8 @@ rate ``lr`` and weight decay ``wd``, Eq. 15). Hyperparameters are keyword-only a
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import numpy as np
 
@@ -22,9 +23,11 @@ __all__ = [
     "PROTOCOLS",
     "Protocol",
     "adiabatic_invariant",
+    "axes_grid",
     "effective_wd",
     "gas_constant",
     "gibbs",
+    "grid_axes",
     "heat_capacities",
     "helmholtz",
     "maxwell_rhs",
@@ -49,6 +52,29 @@ AXES: dict[str, tuple[str, str]] = {
 def check_protocol(protocol: str) -> Protocol:
     """Validate a protocol name."""
     return check_choice("protocol", protocol, PROTOCOLS)  # type: ignore[return-value]
+
+
+def axes_grid(protocol: str, x_values: Any, y_values: Any) -> dict[str, Any]:
+    """``{x: x_values, y: y_values}`` for the protocol's two axes ``(x, y)`` of :data:`AXES`: the
+    ``grid`` argument of :func:`thermocheck.simulator.simulate` and
+    :func:`thermocheck.synthetic.synthetic_grid` from values in ``(x, y)`` order."""
+    return dict(zip(AXES[check_protocol(protocol)], (x_values, y_values), strict=True))
+
+
+def grid_axes(protocol: str, grid: object) -> tuple[Any, Any]:
+    """The values of ``grid = {name: values}`` on the protocol's two axes, in :data:`AXES` order.
+
+    ``grid`` must name exactly the axes of ``protocol`` (e.g. ``{"lr": [...], "wd": [...]}`` for
+    fixed LR); the grid is the outer product of the two. The values are returned as given, for the
+    caller to validate.
+    """
+    axes = AXES[check_protocol(protocol)]
+    if not isinstance(grid, Mapping) or set(grid) != set(axes):
+        keys = sorted(grid) if isinstance(grid, Mapping) else grid
+        raise InvalidParameterError(
+            f"grid={keys!r} is invalid: protocol={protocol!r} needs exactly the axes {axes}"
+        )
+    return grid[axes[0]], grid[axes[1]]
 
 
 def _require(name: str, value: float | None, protocol: str) -> np.ndarray:

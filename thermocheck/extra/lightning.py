@@ -28,10 +28,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from thermocheck.errors import MissingDependencyError
+
 try:
     from lightning.pytorch import Callback, LightningModule, Trainer
 except ImportError as err:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
+    raise MissingDependencyError(
         "thermocheck.extra.lightning needs PyTorch Lightning: pip install 'thermocheck[lightning]'"
     ) from err
 from torch.optim import Optimizer

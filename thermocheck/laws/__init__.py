@@ -31,8 +31,14 @@ law                    relation (paper)                                     not 
 ``adiabatic``          V4: S constant along adiabats (Eq. 29–31, D.4)       loss ≠ energy; sphere
 ``vmf_closed_form``    U, S(ρ) of the von Mises–Fisher law (Appendix E)     loss ≠ energy; other
                                                                             losses
-``norm_balance``       exact one-step norm balance (Eq. 111, THEORY §4)     sphere
+``norm_balance``       exact one-step norm balance (Eq. 111, docs/theory.md §4)     sphere
 =====================  ===================================================  =====================
+
+AdamW states (``State.optimizer["name"] == "adamw"``) make every law above ``not_applicable``.
+Their law is :func:`norm_equilibrium`, the rotational equilibrium of Kosson et al. (2024,
+arXiv:2305.17212), not a result of the ideal-gas paper; it is not in :data:`ALL`, which holds the
+paper's laws, each of which passes on some protocol of an SGD run (``thermocheck verify``), where
+``norm_equilibrium`` has nothing to check.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from thermocheck.laws._heat_capacity import heat_capacity
 from thermocheck.laws._ideal_gas import ideal_gas
 from thermocheck.laws._maxwell import maxwell
 from thermocheck.laws._norm_balance import norm_balance
+from thermocheck.laws._norm_equilibrium import norm_equilibrium
 from thermocheck.laws._potential import potential_minimum
 from thermocheck.laws._vmf import vmf_closed_form
 from thermocheck.results import LawResult
@@ -57,6 +64,7 @@ __all__ = [
     "ideal_gas",
     "maxwell",
     "norm_balance",
+    "norm_equilibrium",
     "potential_minimum",
     "vmf_closed_form",
 ]

@@ -27,26 +27,43 @@ from typing import Any, NoReturn, TypeAlias
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import ndtri
+from scipy.special import ndtr, ndtri, stdtrit
 
 from thermocheck import theory
-from thermocheck.errors import GridError, InvalidParameterError, check_in_range, check_positive
+from thermocheck.errors import GridError, check_in_range, check_positive
+from thermocheck.laws._fit import (
+    SURFACE_COEFFICIENTS,
+    UnidentifiableFit,
+    identifiability,
+    quadratic_design,
+)
 from thermocheck.results import LawResult, Verdict
-from thermocheck.states import MEASURED, Estimate, State, StateGrid
+from thermocheck.states import MEASURED, SERIES, Estimate, State, StateGrid
 
 __all__ = [
+    "ADAMW_REASON",
     "ENERGY_REASON",
+    "MOMENTUM_TOL",
     "ROUNDOFF",
+    "STABLE_STEP_DECAY",
     "Check",
     "GridLike",
     "Run",
     "discretisation",
     "effective_lr",
+    "estimate_dof",
+    "first_few",
     "law",
+    "momentum_lag",
+    "noise_kurtosis",
     "nonnegative",
+    "predicts_stationary",
     "propagate",
+    "propagate_estimates",
     "stencil",
     "step_decay",
+    "student_z",
+    "welch_dof",
     "where",
     "z_one_sided",
     "z_two_sided",
@@ -56,7 +73,14 @@ GridLike: TypeAlias = "StateGrid | State | Iterable[State]"
 
 #: Why the laws that need U to be the energy do not apply to networks and users' models.
 ENERGY_REASON = ("the states' loss is not the thermodynamic energy (energy_is_loss=False: "
-                 "networks and users' models, READINGS.md), and this law needs U to be the energy")
+                 "networks and users' models, docs/decisions.md), and this law needs U to be the "
+                 "energy")
+
+#: Why the laws of SGD do not apply to AdamW states.
+ADAMW_REASON = ("the states were trained with AdamW, whose update does not scale with the "
+                "gradient: the state equations of SGD (and a temperature) are not known for it; "
+                "its norm equilibrium is thermocheck.optimizers.adamw_equilibrium (Kosson et al., "
+                "2024)")
 
 #: Relative round-off floor of fitted and differenced quantities: sqrt(float64 machine epsilon).
 ROUNDOFF = math.sqrt(np.finfo(np.float64).eps)
@@ -105,6 +129,12 @@ def where(state: State) -> str:
     return ", ".join(f"{k}={v:.4g}" for k, v in state.hyperparameters.items())
 
 
+def first_few(reasons: Sequence[str], shown: int = 3) -> str:
+    """The first ``shown`` of ``reasons`` joined by "; ", and how many more there are."""
+    more = f"; … {len(reasons) - shown} more" if len(reasons) > shown else ""
+    return "; ".join(reasons[:shown]) + more
+
+
 # -- the discretisation scale of the allowances --------------------------------------------------
 def _sq_norm(state: State) -> float:
     """E‖w‖²: measured when present, else the state equation's r*² (Eq. 12, 19); sphere: r²."""
@@ -113,18 +143,19 @@ def _sq_norm(state: State) -> float:
         return state.radius**2
     if state.sq_norm is not None:
         return state.sq_norm.value
-    r = theory.stationary_radius(state.protocol, state.d, state.sigma2.value, lr=state.lr,
-                                 wd=state.wd, elr=state.elr)
+    r = theory.stationary_radius(state.protocol, state.d, state.sigma2.value,
+                                 lr=state.equivalent_lr, wd=state.wd, elr=state.equivalent_elr)
     return float(r) ** 2
 
 
 def effective_lr(state: State) -> float:
-    """η_eff: the hyperparameter under fixed ELR and on the sphere, ``η / E‖w‖²`` under fixed LR."""
+    """η_eff: the hyperparameter under fixed ELR and on the sphere, ``η / E‖w‖²`` under fixed LR;
+    with SGD momentum β, of the equivalent rate ``η/(1 − β)``."""
     if state.protocol == "fixed_lr":
-        assert state.lr is not None
-        return state.lr / _sq_norm(state)
-    assert state.elr is not None
-    return state.elr
+        assert state.equivalent_lr is not None
+        return state.equivalent_lr / _sq_norm(state)
+    assert state.equivalent_elr is not None
+    return state.equivalent_elr
 
 
 def step_decay(state: State) -> float:
@@ -134,16 +165,49 @@ def step_decay(state: State) -> float:
     return effective_lr(state) * _sq_norm(state) * state.pressure
 
 
-def discretisation(state: State) -> float:
-    """``ε = η_eff + η_k p``: the relative size of the first-order terms the SDE neglects.
+def noise_kurtosis(d: int) -> float:
+    """``κ₄ = E‖ξ‖⁴ / (E‖ξ‖²)² = (d + 1)/(d − 1)`` for the isotropic Gaussian noise
+    ``ξ = σ P_w̄ ε`` (Eq. 24): ``‖ξ‖²/σ²`` is χ² with d − 1 degrees of freedom. The squared step's
+    spread, ``κ₄ − 1 = 2/(d − 1)``, sets the radius' stationary fluctuations and the bias of the
+    measured λ_eff (Eq. 83); it is 3 on the circle (d = 2) and tends to 1 as d grows."""
+    return (d + 1) / (d - 1)
+
+
+#: Coefficient of the momentum allowance ``MOMENTUM_TOL · ε_β`` (:func:`momentum_lag`). On the
+#: simulator's β table (docs/optimizers.md) the largest measured ``|relative deviation| / ε_β`` of
+#: V1 is 0.70 (heavy ball, β = 0.5, fixed sphere, η_eff' = 0.1; Nesterov: 0.61, on the sphere).
+MOMENTUM_TOL = 1.0
+
+
+def momentum_lag(state: State) -> float:
+    """``ε_β = β (η_eff' + η_k' p)/√(1 − β)``, with the rates at ``η' = η/(1 − β)``.
+
+    The leading-order map ``η → η/(1 − β)`` holds when the velocity forgets a kick (in
+    ``1/(1 − β)`` steps) long before the state relaxes (the direction in ``1/η_eff'`` steps, the
+    radius in ``1/(η_k' p)``). Its first correction is of first order in those rates at fixed β
+    and vanishes with β (measured: the deviation of V1 grows linearly with η_eff' at β = 0.5 and
+    0.9); the factor ``β/√(1 − β)`` is the measured envelope of its growth with β over
+    β ∈ {0.5, 0.9, 0.99} (docs/optimizers.md). Zero without momentum and for AdamW."""
+    beta = state.optimizer.get("momentum", 0.0) if state.optimizer["name"] == "sgd" else 0.0
+    return beta / math.sqrt(1 - beta) * (effective_lr(state) + step_decay(state))
+
+
+def discretisation(state: State, radius_weight: float = 1.0) -> float:
+    """``ε = η_eff + c η_k p``: the relative size of the first-order terms the SDE neglects, with
+    ``c = radius_weight`` (default 1) weighting the radius balance's term.
 
     An Euler step of size η_eff on the sphere biases the stationary direction law by a relative
     O(η_eff) in temperature (for an Ornstein–Uhlenbeck well of curvature a the variance is
     ``T/(a(1 − aη/2))``; the linear loss has ``a = ‖μ‖ = 1``), and the radius balance drops terms of
     relative order ``η_k p`` (:func:`step_decay`). Laws that rest on the SDE state equations use
     ``model_tol · ε`` (times the natural scale of the compared quantity) as their model allowance.
+    With SGD momentum β the rates are the equivalent ones, ``η/(1 − β)``, and ε adds the
+    momentum correction ``MOMENTUM_TOL · ε_β`` (:func:`momentum_lag`). A law whose quantity
+    carries the radius' bias more than once, or through its derivatives, passes the weight it
+    derives (:func:`~thermocheck.laws.heat_capacity`).
     """
-    return effective_lr(state) + step_decay(state)
+    return (effective_lr(state) + radius_weight * step_decay(state)
+            + MOMENTUM_TOL * momentum_lag(state))
 
 
 def nonnegative(name: str, value: float) -> float:
@@ -154,10 +218,17 @@ def nonnegative(name: str, value: float) -> float:
 def stencil(t: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices and weights of ``f'(t_i) ≈ Σ w_j f(t_j)``: the derivative of the parabola through
     the three nodes nearest ``t_i`` (centred inside, one-sided at the ends; exact for quadratics),
-    or the secant when ``t`` has two nodes. ``t`` must be strictly increasing."""
+    or the secant when ``t`` has two nodes.
+
+    Raises :class:`~thermocheck.laws._fit.UnidentifiableFit` unless ``t`` holds at least two
+    finite, strictly increasing nodes: repeated nodes (e.g. two states at one temperature) cannot
+    determine a derivative."""
     m = len(t)
     if m < 2:
-        raise InvalidParameterError("a derivative needs at least two nodes")
+        raise UnidentifiableFit(f"a derivative needs at least two nodes; got {m}")
+    if not (np.all(np.isfinite(t)) and np.all(np.diff(t) > 0)):
+        raise UnidentifiableFit(f"a derivative needs distinct nodes in increasing order; got "
+                                f"{np.array2string(np.asarray(t), precision=4)}")
     lo = min(max(i - 1, 0), max(m - 3, 0))
     idx = np.arange(lo, min(lo + 3, m))
     nodes = t[idx]
@@ -177,6 +248,38 @@ def z_two_sided(alpha: float, n: int) -> float:
     return float(ndtri(1 - alpha / (2 * max(n, 1))))
 
 
+def student_z(z: float, dof: float | None) -> float:
+    """The Student-t multiplier with the tail probability of the normal ``z``: ``t_ν⁻¹(Φ(z))``.
+
+    A standard error estimated from ``b`` batch means (or ``b`` repeated estimates) has ``b − 1``
+    degrees of freedom; at the far tails a Bonferroni family reaches (z ≈ 4.6 for α = 1e-3 over 300
+    checks), ``z`` times such an error holds the residual far less often than Φ says: with 9
+    degrees of freedom the multiplier of the same tail is 10. ``dof=None`` (or infinite) keeps
+    ``z``."""
+    if dof is None or not math.isfinite(dof):
+        return z
+    return float(stdtrit(max(dof, 1.0), ndtr(z)))
+
+
+def welch_dof(parts: Iterable[tuple[float, float | None]]) -> float | None:
+    """Welch–Satterthwaite degrees of freedom of ``sqrt(Σ s_i²)`` from ``(s_i, ν_i)`` parts:
+    ``ν = (Σ s_i²)² / Σ (s_i⁴ / ν_i)``. A part with ``ν_i = None`` is exact (a claimed value, a
+    calibration constant): it adds variance but no sampling error of the error. None when no part
+    has a finite ``ν_i``."""
+    parts = [(float(s), nu) for s, nu in parts if s > 0]
+    total = sum(s * s for s, _ in parts)
+    noisy = sum(s**4 / nu for s, nu in parts if nu is not None and math.isfinite(nu) and nu > 0)
+    if total <= 0 or noisy <= 0:
+        return None
+    return total * total / noisy
+
+
+def estimate_dof(estimate: Estimate | None) -> float | None:
+    """``n − 1`` of an estimate's ``n`` batch means or repeats; None (exact or unknown) for
+    ``n ≤ 1``, which is how a user's single value with a stated error reads."""
+    return None if estimate is None or estimate.n <= 1 else float(estimate.n - 1)
+
+
 def z_one_sided(alpha: float, n: int) -> float:
     """``k = Φ⁻¹(1 − α / n)``: Bonferroni over ``n`` one-sided tests at family-wise rate α."""
     return float(ndtri(1 - alpha / max(n, 1)))
@@ -189,16 +292,61 @@ def propagate(
 
     ``se² = Σ_k (∂f/∂v_k · se_k)²`` with each partial derivative taken as the central secant over
     ``v_k ± se_k`` (exact for linear f, first order otherwise, and free of round-off trouble).
+
+    A positive input whose linear step leaves f's domain (f not finite there, as for the log of a
+    volume whose standard error exceeds it) is stepped in log space instead, ``v_k e^{±se_k/v_k}``:
+    that secant estimates ``∂f/∂log v_k · se_k/v_k = ∂f/∂v_k · se_k``, the same first-order term,
+    and the input stays positive. When f is not finite at the values, or at the steps of an input
+    either way, the standard error is NaN: undefined, so a :class:`Check` with it is undecided.
     """
-    v = np.asarray(values, dtype=np.float64)
-    s = np.asarray(stderr, dtype=np.float64)
-    total = 0.0
+    value, parts = _contributions(f, np.asarray(values, dtype=np.float64),
+                                  np.asarray(stderr, dtype=np.float64))
+    return value, math.sqrt(sum(p * p for p in parts)) if parts is not None else math.nan
+
+
+def propagate_estimates(
+    f: Callable[[np.ndarray], float], estimates: Sequence[Estimate]
+) -> tuple[float, float, float | None]:
+    """:func:`propagate` over measured estimates, with the Welch–Satterthwaite degrees of freedom
+    of the result's standard error (:func:`welch_dof`, each input's from :func:`estimate_dof`)."""
+    value, parts = _contributions(f, np.array([e.value for e in estimates], dtype=np.float64),
+                                  np.array([e.stderr for e in estimates], dtype=np.float64))
+    if parts is None:
+        return value, math.nan, None
+    se = math.sqrt(sum(p * p for p in parts))
+    return value, se, welch_dof(zip(parts, (estimate_dof(e) for e in estimates), strict=True))
+
+
+def _contributions(f: Callable[[np.ndarray], float], v: np.ndarray,
+                   s: np.ndarray) -> tuple[float, list[float] | None]:
+    """``f(v)`` and each input's first-order contribution ``|∂f/∂v_k| se_k`` to its standard
+    error (zero where ``se_k = 0``; :func:`propagate`), or None when one is undefined."""
+    value = _finite_or_nan(f, v)
+    parts = [0.0] * v.size
     for k in np.flatnonzero(s > 0):
-        hi, lo = v.copy(), v.copy()
-        hi[k] += s[k]
-        lo[k] -= s[k]
-        total += ((f(hi) - f(lo)) / 2) ** 2
-    return float(f(v)), math.sqrt(total)
+        steps = [(v[k] + s[k], v[k] - s[k])]
+        if v[k] > 0:
+            steps.append((v[k] * math.exp(s[k] / v[k]), v[k] * math.exp(-s[k] / v[k])))
+        for up, down in steps:
+            hi, lo = v.copy(), v.copy()
+            hi[k], lo[k] = up, down
+            half = (_finite_or_nan(f, hi) - _finite_or_nan(f, lo)) / 2
+            if math.isfinite(half):
+                parts[k] = abs(half)
+                break
+        else:
+            return value, None
+    return value, parts if math.isfinite(value) else None
+
+
+def _finite_or_nan(f: Callable[[np.ndarray], float], v: np.ndarray) -> float:
+    """``f(v)``, or NaN where ``v`` lies outside f's domain (a non-finite value, a domain error)."""
+    try:
+        with np.errstate(all="ignore"):
+            out = float(f(v))
+    except (ArithmeticError, ValueError):
+        return math.nan
+    return out if math.isfinite(out) else math.nan
 
 
 # -- per-point checks ----------------------------------------------------------------------------
@@ -208,12 +356,17 @@ class Check:
 
     It passes when ``|observed − expected| ≤ z·stderr + allowance`` (``one_sided``: when
     ``observed − expected ≤ z·stderr + allowance``, the observed value may lie anywhere below).
+    A check whose numbers are not all finite (an undefined standard error, see :func:`propagate`)
+    is *undefined*: it neither fails nor counts as decided, and its record shows ``ok=None``.
     It is *decided* when the data exclude a deviation of size ``effect``, the smallest the law must
     resolve (e.g. a 50% error of a fitted ratio): when the largest deviation its band allows,
     ``|residual| + tolerance`` (one-sided: ``residual + tolerance``), is below ``effect``; this is
     the equivalence test (TOST) of the same level. ``effect=None`` means always decided. ``scale``
     is the unit of the relative residual; ``at`` and ``place`` say where the check was made;
-    ``info`` adds law-specific numbers to its details.
+    ``info`` adds law-specific numbers to its details. ``dof`` is the degrees of freedom of
+    ``stderr`` (:func:`welch_dof`); with it the pass/fail band's multiplier is the Student-t one of
+    the same tail probability (:func:`student_z`), None keeps the normal ``z``; whether the check
+    resolves its effect is judged with the normal ``z`` (:meth:`upper`).
     """
 
     at: str
@@ -227,13 +380,20 @@ class Check:
     one_sided: bool = False
     place: Mapping[str, Any] = field(default_factory=dict)
     info: Mapping[str, Any] = field(default_factory=dict)
+    dof: float | None = None
 
     @property
     def residual(self) -> float:
         return self.observed - self.expected
 
+    @property
+    def defined(self) -> bool:
+        """The observed and expected values, standard error and allowance are all finite."""
+        return all(math.isfinite(v) for v in (self.observed, self.expected, self.stderr,
+                                              self.allowance))
+
     def tolerance(self, z: float) -> float:
-        return z * self.stderr + self.allowance
+        return student_z(z, self.dof) * self.stderr + self.allowance
 
     @property
     def _excursion(self) -> float:
@@ -241,17 +401,42 @@ class Check:
         return max(self.residual, 0.0) if self.one_sided else abs(self.residual)
 
     def upper(self, z: float) -> float:
-        """The largest deviation from the prediction the data allow, in the checked direction."""
-        return (self.residual if self.one_sided else abs(self.residual)) + self.tolerance(z)
+        """The largest deviation from the prediction the data allow, in the checked direction
+        (infinite when the check is undefined), with the normal ``z``: whether a coarse effect (a
+        50 % error) is resolved does not hinge on the far tail of the error's own uncertainty,
+        which :meth:`tolerance` carries for the pass/fail band."""
+        if not self.defined:
+            return math.inf
+        return ((self.residual if self.one_sided else abs(self.residual)) + z * self.stderr
+                + self.allowance)
 
     def ok(self, z: float) -> bool:
-        return bool(self._excursion <= self.tolerance(z))
+        """Inside the band, or undefined (an undefined check does not fail)."""
+        return not self.defined or bool(self._excursion <= self.tolerance(z))
 
     def decided(self, z: float) -> bool:
-        return self.effect is None or bool(self.upper(z) < self.effect)
+        return self.defined and (self.effect is None or bool(self.upper(z) < self.effect))
+
+    def undecided_reason(self, z: float, meaning: str) -> str:
+        """Why this check is not decided; ``meaning`` says what its ``effect`` is."""
+        if "undecided" in self.info:
+            return f"at {self.at} {self.quantity} is left undecided: {self.info['undecided']}"
+        if not self.defined:
+            numbers = {"observed value": self.observed, "expected value": self.expected,
+                       "standard error": self.stderr, "allowance": self.allowance}
+            missing = ", ".join(k for k, v in numbers.items() if not math.isfinite(v))
+            return (f"at {self.at} the band of {self.quantity} is undefined (its {missing} is not "
+                    f"finite: the inputs leave the domain of its formula, or the grid cannot "
+                    f"determine it)")
+        return (f"at {self.at} the data cannot exclude a deviation of {self.effect:.3g} in "
+                f"{self.quantity} ({meaning}), the effect the law must resolve: it may be off by "
+                f"{self.upper(z):.3g} (residual {self.residual:.3g}, tolerance "
+                f"{self.tolerance(z):.3g})")
 
     def excess(self, z: float) -> float:
-        """|residual| / tolerance: above 1 outside the band."""
+        """|residual| / tolerance: above 1 outside the band; 0 when undefined."""
+        if not self.defined:
+            return 0.0
         tol = self.tolerance(z)
         if tol > 0:
             return self._excursion / tol
@@ -265,9 +450,78 @@ class Check:
             "stderr": float(self.stderr), "allowance": float(self.allowance),
             "tolerance": float(self.tolerance(z)), "residual": float(self.residual),
             "relative_residual": float(self.residual / self.scale) if self.scale else None,
+            "scale": float(self.scale), "one_sided": self.one_sided,
             "z": float(self.residual / self.stderr) if self.stderr > 0 else None,
-            "ok": self.ok(z), "decided": self.decided(z), "effect": self.effect, **self.info,
+            "ok": self.ok(z) if self.defined else None, "decided": self.decided(z),
+            "effect": self.effect, "dof": self.dof, **self.info,
         }
+
+
+#: Per protocol, the largest per-step decay ``u* = η_k λ`` at the predicted radius r* at which a
+#: substrate with the claimed noise is predicted to reach a stationary state that a run does not
+#: leave (:func:`predicts_stationary`).
+STABLE_STEP_DECAY = {"fixed_lr": 0.5, "fixed_elr": 0.02}
+
+
+def _max_grad_sq(state: State) -> float | None:
+    """An upper bound on ``‖∇L(w̄)‖²`` from the loss described in ``state.extra`` (linear:
+    ``‖μ‖²``; quadratic ``bᵀw̄ + w̄ᵀAw̄``: ``(‖b‖ + 2‖A‖₂)²``); None for any other loss."""
+    kind = state.extra.get("loss")
+    if kind == "linear" and "mu" in state.extra:
+        return float(np.sum(np.square(state.extra["mu"])))
+    if kind == "quadratic" and {"A", "b"} <= set(state.extra):
+        return float(np.linalg.norm(state.extra["b"]) + 2 * np.linalg.norm(state.extra["A"], 2))**2
+    return None
+
+
+def predicts_stationary(state: State) -> bool:
+    """Whether the theory predicts a stationary state at ``state``'s hyperparameters, so that a
+    diverged run there is a failure of the substrate.
+
+    Only a state whose noise is the claimed σ² (``energy_is_loss``: the isotropic model) carries
+    such a prediction. The fixed sphere never diverges: the projection holds ‖w‖ = r, and
+    ``g ⊥ w`` keeps ``‖w − η g‖ ≥ ‖w‖ > 0``. Under fixed LR and ELR, ``g ⊥ w`` (P2) gives the exact
+    map of ``x = ‖w‖²`` (Eq. 111), ``x_{k+1} = (1 − u_k)² x_k + η_k² ‖g_k‖²``, ``u_k = η_k λ``,
+    with ``‖g_k‖² = G_k / x_k`` and ``G_k = ‖∇L(w̄_k) + σ P ε_k‖²`` (unit radius):
+
+    * fixed LR, ``u = ηλ``: the mean map's fixed point ``x*² = η² E G / (u(2 − u))`` has slope
+      ``2(1 − u)² − 1``, inside (−1, 1) for ``0 < u < 1``: stable, and ``log x`` fluctuates by
+      about ``sqrt(u Var(G/E G)/2)``. Measured on the simulator (d = 2, 3, 10; σ = 0.1, 1, 3;
+      2·10⁶ iterations): no divergence up to ``u = 0.99``. Predicted for ``u <= 0.5``.
+    * fixed ELR, ``η_k = η_eff x``: ``u_{k+1} = u_k((1 − u_k)² + η_eff² G_k)`` has the stable fixed
+      point ``u* = 1 − sqrt(1 − c)``, ``c = η_eff² E G``, only for ``c < 1``; above
+      ``1 + sqrt(1 − c)`` (and always above 2) it grows without bound, and the multiplicative noise
+      ``η_eff² G_k`` carries it there. Measured on the simulator (linear loss, 10⁶–2·10⁶
+      iterations): every run diverges at ``c ≈ 0.4`` (d = 2, 3) and none at ``c <= 0.2``. With the
+      bound ``c <= η_eff² (σ²(d − 1) + max ‖∇L‖²)`` (:func:`_max_grad_sq`; no prediction for a loss
+      without one) the prediction is taken for ``c/2 <= 0.02`` (``u* ≈ c/2``), ten times inside
+      that edge; it holds on the paper's grids (``c/2 = 0.015`` at η_eff = 0.1, d = 3, σ = 1).
+
+    With SGD momentum β both bounds are taken at the equivalent rates ``η/(1 − β)``,
+    ``η_eff/(1 − β)``: the accumulated step of a kick, ten times the step at β = 0.9.
+    """
+    if not state.energy_is_loss:
+        return False
+    if state.protocol == "fixed_sphere":
+        return True
+    if state.protocol == "fixed_lr":
+        assert state.equivalent_lr is not None and state.wd is not None
+        return state.equivalent_lr * state.wd <= STABLE_STEP_DECAY["fixed_lr"]
+    assert state.equivalent_elr is not None
+    grad_sq = _max_grad_sq(state)
+    if grad_sq is None:
+        return False
+    c = state.equivalent_elr**2 * (state.sigma2.value * (state.d - 1) + grad_sq)
+    return c / 2 <= STABLE_STEP_DECAY["fixed_elr"]
+
+
+def _left_out(state: State, needs: Sequence[str]) -> str:
+    """Why ``state`` is left out, said once: how it diverged, or the needed series in which it is
+    not stationary and why."""
+    if state.diverged:
+        return state.reason if state.reason.startswith("diverged") else f"diverged: {state.reason}"
+    series = ", ".join(state.not_stationary_in(needs))
+    return f"not stationary in {series}: {state.reason.removeprefix('not stationary: ')}"
 
 
 class Run:
@@ -287,8 +541,20 @@ class Run:
         None.
     not_applicable : mapping, optional
         ``{protocol: reason}`` for protocols on which the law is vacuous or undefined.
+    optimizers : mapping, optional
+        ``{optimizer name: reason}`` for the optimizers the law does not hold for (default: the
+        laws of SGD are not applicable to AdamW, :data:`ADAMW_REASON`).
     needs_energy : bool
         The law needs U to be the thermodynamic energy (``State.energy_is_loss``).
+    needs : sequence of str, or mapping
+        The measured series (:data:`~thermocheck.states.SERIES`) the law needs stationary, or
+        ``{protocol: series}``; default: all of them. States not stationary in one of them are
+        left out and named in ``details`` and ``notes``.
+
+    A grid with no state stationary in what the law needs ends ``inconclusive`` with "nothing
+    measured" (``usable_states=0``, which :meth:`~thermocheck.results.LawResult.assert_passed` does
+    not accept as inconclusive); a diverged state where :func:`predicts_stationary` ends it
+    ``failed``: the substrate broke where the theory says it cannot.
     """
 
     def __init__(
@@ -299,7 +565,9 @@ class Run:
         alpha: float,
         resolution: float | None = None,
         not_applicable: Mapping[str, str] | None = None,
+        optimizers: Mapping[str, str] | None = None,
         needs_energy: bool = False,
+        needs: Sequence[str] | Mapping[str, Sequence[str]] = SERIES,
     ) -> None:
         self.law = law
         self.alpha = float(check_in_range("alpha", alpha, 0.0, 1.0, closed="neither"))
@@ -309,22 +577,50 @@ class Run:
         self.protocol = self.grid.protocol
         self.d = self.grid.d
         self.R = theory.gas_constant(self.d)
-        self.excluded = [s for s in self.grid if not s.stationary]
+        self.needs = tuple(needs.get(self.protocol, SERIES) if isinstance(needs, Mapping)
+                           else needs)
+        kept = [s for s in self.grid if s.is_stationary_in(self.needs)]
+        self.excluded = [s for s in self.grid if not s.is_stationary_in(self.needs)]
+        self.usable = len(kept)
         self.notes: list[str] = []
         if self.excluded:
-            shown = "; ".join(f"{where(s)} ({s.reason})" for s in self.excluded[:5])
+            shown = "; ".join(f"{where(s)} ({_left_out(s, self.needs)})"
+                              for s in self.excluded[:5])
             more = f"; … {len(self.excluded) - 5} more" if len(self.excluded) > 5 else ""
-            self.notes.append(f"{len(self.excluded)} non-stationary state(s) left out: "
-                              f"{shown}{more}")
-        reason = (not_applicable or {}).get(self.protocol)
+            self.notes.append(f"{len(self.excluded)} non-stationary state(s) left out (the "
+                              f"series {law} needs: {', '.join(self.needs)}): {shown}{more}")
+        reason = (not_applicable or {}).get(self.protocol) or (
+            {"adamw": ADAMW_REASON} if optimizers is None else optimizers
+        ).get(self.grid.optimizer["name"])
         if reason:
             self.end("not_applicable", reason)
         if needs_energy and not all(s.energy_is_loss for s in self.grid):
             self.end("not_applicable", ENERGY_REASON)
-        kept = [s for s in self.grid if s.stationary]
+        broken = [s for s in self.grid if s.diverged and predicts_stationary(s)]
+        if broken:
+            self.end("failed", self._broken(broken))
         if not kept:
-            self.inconclusive(f"no stationary state among the {len(self.grid)} given")
+            self.inconclusive(self._nothing_measured())
         self.states = StateGrid(kept)
+
+    def _broken(self, diverged: Sequence[State]) -> str:
+        """The reason of a substrate that diverged where :func:`predicts_stationary`."""
+        shown = "; ".join(where(s) for s in diverged[:5])
+        more = f"; … {len(diverged) - 5} more" if len(diverged) > 5 else ""
+        return (f"the substrate diverged at {len(diverged)} of {len(self.grid)} points where the "
+                f"theory predicts a stable stationary state (claimed σ², per-step decay η_k λ "
+                f"well below 1 at the predicted r*: predicts_stationary): {shown}{more}")
+
+    def _nothing_measured(self) -> str:
+        """The reason of a grid with no usable state: how many diverged, and how many are not
+        stationary in each needed series."""
+        diverged = sum(s.diverged for s in self.grid)
+        counts = {q: sum(q in s.not_stationary_in(self.needs) for s in self.grid
+                         if not s.diverged) for q in self.needs}
+        parts = ([f"{diverged} diverged"] if diverged else []) + [
+            f"{n} not stationary in {q}" for q, n in counts.items() if n]
+        return (f"nothing measured: none of the {len(self.grid)} states is stationary in the "
+                f"series {self.law} needs ({', '.join(self.needs)}): {', '.join(parts)}")
 
     # -- ending early -----------------------------------------------------------------------------
     def end(self, verdict: Verdict, reason: str) -> NoReturn:
@@ -343,12 +639,20 @@ class Run:
 
     def need_surface(self) -> None:
         """Inconclusive unless the stationary states span at least 3 values of each axis and 9
-        points: the least a quadratic surface (Eq. 34) can be fitted to with a residual."""
+        points, the least a quadratic surface (Eq. 34) can be fitted to with a residual, and
+        determine its six coefficients (:func:`~thermocheck.laws._fit.identifiability` of the
+        design in ``log x``, ``log y``: not on one line, not ill-conditioned)."""
         xs, ys = self.states.axis_values()
         if xs.size < 3 or ys.size < 3 or len(self.states) < 9:
             self.inconclusive(f"the quadratic fit of Eq. 34 needs a grid of at least 3×3 "
                               f"stationary states; got {xs.size}×{ys.size} axis values, "
                               f"{len(self.states)} states (grid incomplete)")
+        x, y = (np.log([getattr(s, name) for s in self.states]) for name in self.states.axes)
+        reason = identifiability(quadratic_design(x, y)[0], SURFACE_COEFFICIENTS)
+        if reason is not None:
+            self.inconclusive(f"the {len(self.states)} stationary states cannot determine the "
+                              f"quadratic fit of Eq. 34 in log {self.states.axes[0]}, log "
+                              f"{self.states.axes[1]}: {reason}")
 
     def trace(self, state: State, corrected: bool) -> Estimate:
         """``Tr Σ_w̄ = σ²(d − 1)``, plus the measured ``E‖∇L(w̄)‖²`` when ``corrected`` (Appendix G,
@@ -430,9 +734,7 @@ class Run:
         if undecided:
             meaning = effect_meaning or f"a {self.resolution or 0:.0%} error"
             c = max(undecided, key=lambda c: c.upper(z) / (c.effect or 1.0))
-            why = (f"at {c.at} the data cannot exclude a deviation of {c.effect:.3g} in "
-                   f"{c.quantity} ({meaning}), the effect the law must resolve: it may be off by "
-                   f"{c.upper(z):.3g} (residual {c.residual:.3g}, tolerance {c.tolerance(z):.3g})")
+            why = c.undecided_reason(z, meaning)
             if len(checks) - len(undecided) < quorum * len(checks):
                 verdict = "inconclusive"
                 reason = f"too noisy to decide at {len(undecided)} of {len(checks)} checks: {why}"
@@ -454,8 +756,10 @@ class Run:
                 observed: float | None = None, expected: float | None = None,
                 tolerance: float | None = None, residual: float | None = None) -> LawResult:
         excluded = [{"at": where(s), **s.hyperparameters, "ok": None,
-                     "excluded": f"not stationary: {s.reason}"} for s in self.excluded]
+                     "excluded": _left_out(s, self.needs), "diverged": s.diverged,
+                     "series": list(s.not_stationary_in(self.needs))} for s in self.excluded]
         return LawResult(law=self.law, protocol=self.protocol, substrate=self.grid.substrate,
                          verdict=verdict, reason=reason, details=[*details, *excluded],
                          notes=list(self.notes), d=self.d, observed=observed,
-                         expected=expected, tolerance=tolerance, residual=residual)
+                         expected=expected, tolerance=tolerance, residual=residual,
+                         usable_states=self.usable)

@@ -13,16 +13,23 @@ from thermocheck.laws._common import (
     GridLike,
     Run,
     discretisation,
+    first_few,
     law,
     nonnegative,
 )
-from thermocheck.laws._fit import least_squares, quadratic_surface
+from thermocheck.laws._entropy import Entropies, entropies, leave_undecided
+from thermocheck.laws._fit import UnidentifiableFit, least_squares, quadratic_surface
 from thermocheck.results import LawResult
 from thermocheck.states import State
 
 __all__ = ["maxwell"]
 
 LAW = "maxwell"
+
+#: Series each protocol's relation needs stationary: the entropy surface (radius and directions),
+#: or the sphere's λ_eff (the noise's outward push at the fixed radius).
+_NEEDS = {"fixed_lr": ("radius", "directions"), "fixed_elr": ("radius", "directions"),
+          "fixed_sphere": ("radius", "noise")}
 
 #: Per protocol: (name, coefficient row of a0..a5, prediction), all divided by R (Eq. 34, Table 4).
 _RATIOS: dict[str, tuple[tuple[str, tuple[int, ...], float], ...]] = {
@@ -77,14 +84,20 @@ def maxwell(
     inflated by the reduced χ² when the residuals exceed the errors, and without errors the
     covariance comes from the residual variance.
 
-    Estimator drift (fixed LR/ELR, with ``entropy_samples``): the k-NN entropy's bias is large in
-    high d and changes with T (:mod:`thermocheck.calibration`, measured on VMF samples). The
-    calibrated bias at each state's ``κ = 1/T`` for ``d``, N = ``entropy_samples`` and
-    ``entropy_method`` is fitted exactly as S is, and each ratio's allowance grows by
-    ``|shift| + z·stderr`` of that fit. At stationarity the bias depends on η_eff (fixed ELR) or
-    ηλ (fixed LR) alone, which the ratios cancel to second order, so this allowance is small on
-    complete grids. A ratio outside its band without it and inside with it makes the verdict
-    inconclusive: the estimator drift alone could explain the deviation.
+    Entropy estimator (fixed LR/ELR): the k-NN entropy's bias is large in high d and changes with T
+    (:mod:`thermocheck.calibration`, measured on VMF samples). Where a state records how its S(ρ_w̄)
+    was estimated (``extra["entropy_queue"]``, as the simulator does), the calibrated bias at its
+    κ = 1/T, d and recorded N is removed from S before the fit (its standard error joins S's), and
+    the calibration's interpolation error between dimensions, common to the states, is fitted as
+    S is and its shift of each ratio joins the allowance; a state where the calibration table had
+    to be left makes the ratios undecided, never failed (:mod:`thermocheck.laws._entropy`). States
+    that do not record it keep their S; with ``entropy_samples`` the calibrated bias at each
+    state's κ for ``d``, N = ``entropy_samples`` and ``entropy_method`` is then fitted exactly as S
+    is, and each ratio's allowance grows by ``|shift| + z·stderr`` of that fit. At stationarity
+    the bias depends on η_eff (fixed ELR) or ηλ (fixed LR) alone, which the ratios cancel to
+    second order, so this allowance is small on complete grids. A ratio outside its band without
+    these allowances and inside with them makes the verdict inconclusive: the estimator alone
+    could explain the deviation.
 
     Parameters
     ----------
@@ -96,11 +109,12 @@ def maxwell(
     alpha, model_tol, resolution : float
         False-alarm rate; allowance coefficient (>= 0); relative error of the relation to resolve.
     entropy_samples : int, optional
-        Directions N behind each entropy estimate; None (default) leaves the estimator drift out.
+        Directions N behind each entropy estimate of the states that do not record it; None
+        (default) leaves their estimator drift out.
     entropy_method : {"geodesic", "angles", "chord"}
-        The :func:`~thermocheck.entropy.sphere_entropy` method that measured S(ρ_w̄).
+        The :func:`~thermocheck.entropy.sphere_entropy` method that measured S(ρ_w̄) there.
     """
-    run = Run(LAW, grid, alpha=alpha, resolution=resolution)
+    run = Run(LAW, grid, alpha=alpha, resolution=resolution, needs=_NEEDS)
     model_tol = nonnegative("model_tol", model_tol)
     allowance = model_tol * max(discretisation(s) for s in run.states) + ROUNDOFF
     if run.protocol == "fixed_sphere":
@@ -118,17 +132,22 @@ def _surface(run: Run, allowance: float, samples: int | None, method: str) -> La
     x_name, y_name = run.states.axes
     x = np.log([getattr(s, x_name) for s in states])
     y = np.log([getattr(s, y_name) for s in states])
-    S = [s.entropy for s in states]
-    fit = quadratic_surface(x, y, [e.value for e in S], [e.stderr for e in S])
+    entropy = entropies(states)
+    try:
+        fit = quadratic_surface(x, y, entropy.values, entropy.stderrs)
+    except UnidentifiableFit as err:
+        run.inconclusive(f"the weighted fit of Eq. 34 over {len(states)} states: {err}")
     R = run.R
     z = run.z(len(_RATIOS[run.protocol]))
-    drift, drift_notes = _estimator_drift(run, x, y, [e.stderr for e in S], samples, method, z)
+    drift, drift_notes = _estimator_drift(run, x, y, entropy, samples, method, z)
+    doubt = entropy.doubt(range(len(states)))
     checks = []
     for (name, row, prediction), extra in zip(_RATIOS[run.protocol], drift, strict=True):
         value, se = fit.fit.combination(np.array(row) / R)
-        checks.append(Check(at=name, quantity=name, observed=value, expected=prediction,
-                            stderr=se, allowance=allowance + extra, effect=run.effect(1.0),
-                            info={"estimator_drift": float(extra)}))
+        check = Check(at=name, quantity=name, observed=value, expected=prediction, stderr=se,
+                      allowance=allowance + extra, effect=run.effect(1.0),
+                      info={"estimator_drift": float(extra)})
+        checks.append(leave_undecided(check, doubt) if doubt else check)
     # the relation at every grid point, from the fit (Table 4's "max. relative error")
     rhs = theory.maxwell_rhs(run.protocol, run.d)
     errors = []
@@ -160,26 +179,40 @@ def _surface(run: Run, allowance: float, samples: int | None, method: str) -> La
     return result
 
 
-def _estimator_drift(run: Run, x: np.ndarray, y: np.ndarray, se: list[float],
+def _estimator_drift(run: Run, x: np.ndarray, y: np.ndarray, entropy: Entropies,
                      samples: int | None, method: str, z: float) -> tuple[np.ndarray, list[str]]:
-    """Per ratio, the allowance ``|shift| + z·stderr`` for the calibrated estimator bias carried
-    through the fit of Eq. 34 (zeros without ``samples``), and notes on it."""
+    """Per ratio, the allowance for what remains of the k-NN estimator's calibrated bias in the
+    fit of Eq. 34, and notes on it: the interpolation mode of the bias removed from the states
+    that record their estimator, fitted as S is (``|shift|``); and, when some state does not
+    record it, with ``samples``, the whole bias carried through the fit (``|shift| + z·stderr``,
+    :func:`~thermocheck.calibration.surface_drift`)."""
+    rows = np.array([row for _, row, _ in _RATIOS[run.protocol]]) / run.R
+    se = entropy.stderrs
+    extra = np.zeros(len(rows))
+    if np.any(entropy.modes):
+        extra += np.abs(rows @ quadratic_surface(x, y, entropy.modes, se).coef)
+    if all(e.assessed for e in entropy.each):
+        unused = ([f"entropy_samples={samples} not used: every state records its own estimator "
+                   f"and N"] if samples is not None else [])
+        return extra, [*entropy.notes(), *unused]
     if samples is None:
-        return np.zeros(len(_RATIOS[run.protocol])), [
-            "estimator drift not assessed (pass entropy_samples, the number of directions behind "
-            "each entropy estimate)"]
-    rows = [np.array(row) / run.R for _, row, _ in _RATIOS[run.protocol]]
+        return extra, entropy.notes(unrecorded="the estimator's drift over the grid is not "
+                                               "assessed there (pass entropy_samples, the number "
+                                               "of directions behind each entropy estimate)")
     kappa = [1 / s.temperature for s in run.states]
-    drift = calibration.surface_drift(run.d, samples, kappa, x, y, rows, se=se, method=method)
+    drift = calibration.surface_drift(run.d, samples, kappa, x, y, list(rows), se=se,
+                                      method=method)
     span = drift.span
-    notes = [f"estimator drift ({method}, N = {samples}, {span.table_version}): the bias changes "
+    notes = [*entropy.notes(unrecorded=f"their whole calibrated bias at N = {samples} is allowed "
+                                       f"for below"),
+             f"estimator drift ({method}, N = {samples}, {span.table_version}): the bias changes "
              f"by {span.change:+.4g} ± {span.change_stderr:.2g} nats ({span.relative_change:+.3g} "
              f"R) over κ = {span.kappa_min:.3g}–{span.kappa_max:.3g}; it moves the ratios by "
              + ", ".join(f"{v:+.2g} ± {e:.2g}" for v, e in
                          zip(drift.shifts, drift.stderrs, strict=True))]
     if span.extrapolated:
         notes.append("estimator drift extrapolated: " + "; ".join(span.reasons))
-    return drift.bounds(z), notes
+    return extra + drift.bounds(z), notes
 
 
 def _sphere(run: Run, corrected: bool, allowance: float) -> LawResult:
@@ -188,20 +221,34 @@ def _sphere(run: Run, corrected: bool, allowance: float) -> LawResult:
     if not lines:
         run.inconclusive("the fixed-sphere relation needs at least 3 stationary ELR values at one "
                          "radius (grid incomplete)")
-    checks = [_slope(run, line, corrected, allowance) for line in lines]
-    return run.judge(checks, z=run.z(len(checks)), notes=[
-        "the S-form (∂S/∂V)_T is vacuous on the sphere: S(ρ_w̄) depends on T only, so it is "
-        "checked as (∂p/∂T)_V = (d − 1)/(2V) with p = λ_eff (Eq. 82–84)"])
+    checks: list[Check] = []
+    skipped: list[str] = []
+    for line in lines:
+        try:
+            checks.append(_slope(run, line, corrected, allowance))
+        except UnidentifiableFit as err:
+            skipped.append(f"radius={line[0].radius:.4g} ({err})")
+    notes = ["the S-form (∂S/∂V)_T is vacuous on the sphere: S(ρ_w̄) depends on T only, so it is "
+             "checked as (∂p/∂T)_V = (d − 1)/(2V) with p = λ_eff (Eq. 82–84)"]
+    if skipped:
+        notes.append(f"{len(skipped)} radius line(s) left out, their straight-line fit is not "
+                     f"identifiable: {first_few(skipped)}")
+    if not checks:
+        run.inconclusive(f"no radius line determines the slope of λ_eff against T: "
+                         f"{first_few(skipped)}")
+    return run.judge(checks, z=run.z(len(checks)), notes=notes)
 
 
 def _slope(run: Run, line: list[State], corrected: bool, allowance: float) -> Check:
-    """The slope of λ_eff against T at one radius (a weighted straight-line fit) against R/V."""
+    """The slope of λ_eff against T at one radius (a weighted straight-line fit) against R/V.
+
+    Raises UnidentifiableFit when the line's temperatures cannot determine the slope."""
     # T × Tr/(σ²(d − 1)): the state equation's temperature, with Appendix G's trace when corrected
     T = [s.temperature * run.trace(s, corrected).value / (s.sigma2.value * (s.d - 1))
          for s in line]
     lam = [run.need(s, "lambda_eff") for s in line]
     fit = least_squares(np.column_stack([np.ones(len(T)), T]), [e.value for e in lam],
-                        [e.stderr for e in lam])
+                        [e.stderr for e in lam], ("intercept", "slope"))
     slope, se = fit.combination(np.array([0.0, 1.0]))
     radius = line[0].radius
     assert radius is not None

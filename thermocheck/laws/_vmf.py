@@ -6,19 +6,22 @@ import math
 
 import numpy as np
 
-from thermocheck import vmf
+from thermocheck import calibration, vmf
 from thermocheck.laws._common import (
     ROUNDOFF,
     Check,
     GridLike,
     Run,
     discretisation,
+    estimate_dof,
     law,
     nonnegative,
+    welch_dof,
     where,
 )
+from thermocheck.laws._entropy import leave_undecided
 from thermocheck.results import LawResult
-from thermocheck.states import State
+from thermocheck.states import Estimate, State
 
 __all__ = ["vmf_closed_form"]
 
@@ -61,6 +64,15 @@ def vmf_closed_form(
     ``model_tol · ε · C_V T``, S(ρ) gets ``model_tol · ε · C_V``. ``model_tol = 1`` doubles the
     Euler estimate.
 
+    Entropy estimator: when a state says how its entropy was estimated
+    (``extra["entropy_queue"]``: ``method``, ``n_samples``, as the simulator records), S(ρ) is
+    compared with ``S_VMF(κ) + b(κ)``, ``b`` the estimator's bias on independent VMF samples of that
+    size (:func:`thermocheck.calibration.estimator_bias`, whose standard error joins σ and whose
+    interpolation error between dimensions joins the allowance). The S(ρ) check is left undecided,
+    never failed, when that record marks the snapshots ``correlated`` (closer than the direction's
+    relaxation time: the k-NN estimate then reads low by an amount no table gives) or when the
+    calibration table had to be left (its bias there is unknown).
+
     Parameters
     ----------
     grid : StateGrid, State or iterable of State
@@ -68,7 +80,8 @@ def vmf_closed_form(
     alpha, model_tol, resolution : float
         False-alarm rate; allowance coefficient (>= 0); relative temperature error to resolve.
     """
-    run = Run(LAW, grid, alpha=alpha, resolution=resolution, needs_energy=True)
+    run = Run(LAW, grid, alpha=alpha, resolution=resolution, needs_energy=True,
+              needs=("loss", "radius", "directions"))
     model_tol = nonnegative("model_tol", model_tol)
     losses = sorted({str(s.extra.get("loss")) for s in run.states if s.extra.get("loss")
                      not in _LINEAR})
@@ -81,6 +94,10 @@ def vmf_closed_form(
                                                             vmf.heat_capacity))
     checks = [c for k, state in enumerate(run.states)
               for c in _checks(run, state, float(U[k]), float(S[k]), float(C_V[k]), model_tol)]
+    doubts = [c for c in checks if "undecided" in c.info]
+    if doubts:
+        run.notes.append(f"S(ρ_w̄) left undecided at {len(doubts)} state(s), e.g. at "
+                         f"{doubts[0].at}: {doubts[0].info['undecided']}")
     return run.judge(checks, z=run.z(len(checks)), notes=[
         "relative residuals are in units of C_V·T (U) and C_V (S(ρ)): the relative temperature "
         "error that would explain them"])
@@ -98,10 +115,49 @@ def _checks(run: Run, state: State, u: float, s: float, c_v: float,
     power = 0.5 if state.protocol == "fixed_lr" else 1.0
     t_rel = power * state.sigma2.stderr / state.sigma2.value
     eps = model_tol * discretisation(state)
-    compared = (("U", state.loss, u, c_v * T), ("S(ρ_w̄)", state.sphere_entropy, s, c_v))
-    return [Check(at=where(state), place=state.hyperparameters, quantity=quantity,
-                  observed=measured.value, expected=expected,
-                  stderr=math.hypot(measured.stderr, slope * t_rel),
-                  allowance=eps * slope + ROUNDOFF * max(abs(expected), run.R), scale=slope,
-                  effect=run.effect(slope), info={"kappa": 1 / T, "C_V": c_v})
-            for quantity, measured, expected, slope in compared if measured is not None]
+    checks = []
+    if state.loss is not None:
+        checks.append(Check(at=where(state), place=state.hyperparameters, quantity="U",
+                            observed=state.loss.value, expected=u,
+                            stderr=math.hypot(state.loss.stderr, c_v * T * t_rel),
+                            allowance=eps * c_v * T + ROUNDOFF * max(abs(u), run.R),
+                            scale=c_v * T, effect=run.effect(c_v * T),
+                            info={"kappa": 1 / T, "C_V": c_v},
+                            dof=welch_dof([(state.loss.stderr, estimate_dof(state.loss)),
+                                           (c_v * T * t_rel, estimate_dof(state.sigma2))])))
+    if state.sphere_entropy is not None:
+        checks.append(_entropy_check(run, state, state.sphere_entropy, s, c_v, eps, t_rel))
+    return checks
+
+
+def _entropy_check(run: Run, state: State, measured: Estimate, s: float, c_v: float, eps: float,
+                   t_rel: float) -> Check:
+    """S(ρ) against ``S_VMF + b``, ``b`` the calibrated estimator bias when the state records its
+    estimator (``extra["entropy_queue"]``); undecided when that record or the table cannot vouch
+    for the estimate."""
+    T = state.temperature
+    queue = state.extra.get("entropy_queue")
+    expected, bias_se, model, info = s, 0.0, 0.0, {"kappa": 1 / T, "C_V": c_v}
+    doubt = ""
+    if isinstance(queue, dict):
+        bias = calibration.estimator_bias(state.d, int(queue["n_samples"]), 1 / T,
+                                          str(queue.get("method", "geodesic")))
+        expected += bias.value.item()
+        bias_se, model = bias.stderr.item(), abs(bias.model.item())
+        info["estimator_bias"] = bias.value.item()
+        if queue.get("correlated"):
+            doubt = (f"its {queue['n_samples']} snapshots, {queue['spacing']} iterations apart, "
+                     f"are closer than {queue.get('decorrelation', 0):g} relaxation times "
+                     f"({queue.get('relaxation_steps', math.nan):.3g} iterations each): the k-NN "
+                     "estimate reads low by an unknown amount")
+        elif bias.extrapolated:
+            doubt = "the estimator's bias is not calibrated there: " + "; ".join(bias.reasons)
+    effect = run.effect(c_v)
+    stderr = math.hypot(measured.stderr, c_v * t_rel, bias_se)
+    allowance = eps * c_v + model + ROUNDOFF * max(abs(expected), run.R)
+    dof = welch_dof([(measured.stderr, estimate_dof(measured)),
+                     (c_v * t_rel, estimate_dof(state.sigma2)), (bias_se, None)])
+    check = Check(at=where(state), place=state.hyperparameters, quantity="S(ρ_w̄)",
+                  observed=measured.value, expected=expected, stderr=stderr, allowance=allowance,
+                  scale=c_v, effect=effect, info=info, dof=dof)
+    return leave_undecided(check, doubt) if doubt else check

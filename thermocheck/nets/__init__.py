@@ -1,10 +1,11 @@
-"""Scale-invariant networks as a thermocheck substrate (THEORY.md §7, NETS_DESIGN.md).
+"""Scale-invariant networks as a thermocheck substrate (docs/theory.md §7).
 
 Models (:class:`ConvNet`, :class:`PreActResNet18`, :func:`make_model`), the numerical check
 :func:`check_scale_invariance` for any ``nn.Module``, datasets (:func:`load_cifar`,
 :func:`load_digits`, :func:`synthetic`), the stacked grid trainer (:class:`StackedNet`,
 :class:`Trainer`, :class:`GridConfig`; a user's own module is stacked by :class:`FunctionalStack`)
-and the entry points :func:`run_grid` and :func:`cli_verify`. Measurements go through
+and :func:`run_grid`; ``thermocheck verify --substrate net`` runs the presets
+(:mod:`thermocheck.substrates`). Measurements go through
 :class:`thermocheck.record.Recorder`.
 """
 
@@ -24,7 +25,7 @@ from thermocheck.nets.models import (
     check_scale_invariance,
     make_model,
 )
-from thermocheck.nets.run import PRESETS, cli_verify, preset_config, run_grid
+from thermocheck.nets.run import PRESETS, preset_config, run_grid
 from thermocheck.nets.stacked import StackedNet, per_model_loss, sgd_step_
 from thermocheck.nets.train import GridConfig, Trainer
 
@@ -40,7 +41,6 @@ __all__ = [
     "StackedNet",
     "Trainer",
     "check_scale_invariance",
-    "cli_verify",
     "load_cifar",
     "load_dataset",
     "load_digits",

@@ -1,4 +1,5 @@
-"""``M`` copies of any ``nn.Module`` trained as one through ``torch.func`` (NETS_DESIGN §2).
+"""``M`` copies of any ``nn.Module`` trained as one through ``torch.func`` (docs/architecture.md,
+"Training a grid at once").
 
 :class:`~thermocheck.nets.stacked.StackedNet` fuses the two built-in architectures by hand into
 grouped convolutions; :class:`FunctionalStack` does the same for a user's own scale-invariant module

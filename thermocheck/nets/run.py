@@ -1,4 +1,5 @@
-"""Presets, :func:`run_grid` and the ``thermocheck verify --substrate net`` entry point.
+"""Presets, :func:`run_grid`, and the ``net`` substrate's plan and laws (:func:`plan`,
+:func:`law_checks`, run by ``thermocheck verify --substrate net``).
 
 Presets (``PRESETS``):
 
@@ -8,14 +9,20 @@ Presets (``PRESETS``):
     η_eff ∈ [0.01, 0.02]: at 0.007 the networks still learn after 3000 steps (loss and radius
     drift), at 0.025 they stay near chance (loss 2.2). Asserts V1 and norm balance; V3 is reported
     and may be inconclusive at this scale.
-``gpu-short`` (``benchmarks/gpu_check.sh``) and ``gpu-nightly`` (``pytest -m gpu``)
-    ConvNet width 8 (d = 24 264 on 1 × 8 × 8 digits) on 5 × 5 grids, fixed LR and fixed ELR at
-    batch 16 (more gradient noise than batch 128: the networks do not interpolate, see
-    ``_GPU_GRIDS``), 12 000 / 24 000 steps, entropy from a 240 / 480 snapshot queue. ``gpu-short``
-    on the CPU (one thread, ``--device cpu``) takes about 4 min per protocol: fixed LR 25 of 25
-    points stationary, fixed ELR 24 of 25 (one interpolates); the corrected V1, V3 and the norm
-    balance pass on both ((a1 − a2)/R = 1.005, a2/R = −1.011), and the SDE form of V1 fails, as
-    Appendix G predicts at these step sizes.
+``gpu-nightly`` (``pytest -m gpu``, ``benchmarks/gpu_check.sh``) and ``gpu-short``
+    The paper's ConvNet k = 8 (d = 24 408) on ``gratings`` (3 × 32 × 32, 50 000 generated images
+    with 20 % label noise, :func:`thermocheck.nets.data.gratings`) at the paper's batch 128, 5 × 5
+    grids (``_GPU_GRIDS``), fixed LR and fixed ELR, 12 000 / 6000 steps, entropy from a
+    240 / 120 snapshot queue; sized for ≤ 10 min on one H100/H200 (``_NIGHTLY_ITERS``; estimated
+    from measured throughput, not yet run on a GPU). Checked on the CPU on ``gratings-small``
+    (3 × 16 × 16, same ConvNet, batch 128, fixed ELR, λ = 0.1): after 2400 steps at η_eff = 0.003,
+    0.006, 0.012 the loss is 1.01, 1.17, 1.26 and σ² = 0.020, 0.0073, 0.0025 (Tr Σ_w̄ ≈ 60–500):
+    far from interpolation; η_eff = 0.03 diverges in the first steps.
+``gpu-interpolation``
+    The paper's k = 32 case: ConvNet k = 32 on the 1797 digits at η_eff = 0.001, 0.003 (fixed
+    ELR, λ = 0.001). It interpolates (training loss ≤ 1e-3 within 400 steps on the CPU), so every
+    point is reported as "no stationary distribution: interpolation" and the laws as
+    inconclusive, never as failures.
 
 Every preset measures the noise the same way (:mod:`thermocheck.record`): the per-step
 unit-radius gradient norm for the trace, and small noise measurements (the step's own gradient
@@ -25,13 +32,14 @@ paper's measurement (1000 minibatches around the full-batch gradient every 20 00
 ``paper``
     The paper's ConvNet k = 8 on CIFAR-10 (Table 3 grids, 10⁶ iterations, queue 4000). Not meant
     to be run here: the reference code needs 2–9 GPU-hours per grid point (≈ 200–850 GPU-hours per
-    95-point grid); batched at M = 95 NETS_DESIGN §7 estimates 5–15 GPU-hours per grid (unverified).
+    95-point grid); batched at M = 95 it is expected to take 5–15 GPU-hours per grid (an
+    estimate from the measured throughput, not yet run).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,8 +50,10 @@ from thermocheck.errors import check_choice
 from thermocheck.nets.train import GridConfig, Trainer, with_overrides
 from thermocheck.results import LawResult
 from thermocheck.states import StateGrid
+from thermocheck.substrates import Plan
+from thermocheck.sweep.shards import SweepSpec
 
-__all__ = ["PRESETS", "Preset", "cli_verify", "preset_config", "run_grid"]
+__all__ = ["PRESETS", "Preset", "law_checks", "plan", "preset_config", "run_grid"]
 
 
 def _logs(lo: float, hi: float, n: int) -> tuple[float, ...]:
@@ -78,29 +88,34 @@ _TINY = dict(
 _GPU = dict(
     model="convnet",
     width=8,
-    dataset="digits",
-    batch_size=16,
+    dataset="gratings",
+    batch_size=128,
     every=25,
     burn_in=0.5,
     queue_every=25,
     noise_every=20,
     noise_samples=4,
-    log_every=2500,
+    log_every=2000,
     device="cuda",
 )
 
-#: The 5 × 5 grids of the GPU presets (ConvNet k = 8 on digits, batch 16). Under fixed ELR the
-#: angular dynamics depend on η_eff alone, and the stationary window is narrow: below it the
-#: network interpolates the 1797 digits (Tr Σ → 0), above it the first steps' unit-sphere gradient
-#: (‖∇L‖·‖w‖ ≈ 165 at initialisation) makes η_eff‖∇L‖‖w‖ > 1, the norm explodes and
-#: η_eff λ‖w‖² > 2 diverges (Eq. 8 has no fixed point there). Measured on the CPU: at batch 128
-#: no η_eff is stationary (interpolation up to 0.020, divergence from 0.023); at batch 16 the
-#: window is about 0.005–0.015 (divergence from 0.018).
+#: The 5 × 5 grids of the GPU presets: the paper's ConvNet k = 8 on ``gratings`` (3 × 32 × 32,
+#: 50 000 images with 20 % label noise, :mod:`thermocheck.nets.data`) at the paper's batch 128.
+#: Under fixed ELR the angular dynamics depend on η_eff alone: the first steps' unit-sphere
+#: gradient is large, so from η_eff ≈ 0.03 the norm explodes until η_eff λ‖w‖² > 2, where Eq. 8
+#: has no fixed point (measured on ``gratings-small``: 0.03 diverges, 0.003–0.012 do not).
 _GPU_GRIDS = {
     "fixed_lr": (_logs(0.05, 0.8, 5), _logs(0.01, 0.16, 5)),
-    "fixed_elr": (_logs(0.005, 0.012, 5), _logs(0.01, 0.16, 5)),
-    "fixed_sphere": (_logs(0.005, 0.05, 5), _logs(0.5, 2.0, 5)),
+    "fixed_elr": (_logs(0.003, 0.012, 5), _logs(0.01, 0.16, 5)),
+    "fixed_sphere": (_logs(0.003, 0.03, 5), _logs(0.5, 2.0, 5)),
 }
+
+#: Sizing of the GPU presets for ≤ 10 min on one H100/H200. Measured on an H200 (eager, batch 128,
+#: 3 × 32 × 32): 1529 model-iterations/s at M = 8 and 2274 at M = 32, so about 2000 at a grid's
+#: M = 25; the noise measurements (3 extra backward passes every 20 steps) cost 15 % more. Two
+#: protocols of 25 models at 12 000 steps are then 1.2·10⁶ model-iterations, about 5.5 min, plus
+#: data generation, entropies and the report (estimated, to be confirmed by a GPU run).
+_NIGHTLY_ITERS = 12_000
 
 PRESETS: dict[str, Preset] = {
     "cpu-tiny": Preset(
@@ -113,14 +128,21 @@ PRESETS: dict[str, Preset] = {
         "2 CPU cores, ≤ 5 min for fixed LR + fixed ELR",
     ),
     "gpu-short": Preset(
-        {**_GPU, "iters": 12000, "queue_size": 240},
+        {**_GPU, "iters": _NIGHTLY_ITERS // 2, "queue_size": 120},
         _GPU_GRIDS,
-        "one GPU (not yet timed at batch 16); 8 min on one CPU thread, fixed LR + fixed ELR",
+        "gpu-nightly at half length: one H100/H200, about 3 min (estimated), fixed LR + fixed ELR",
     ),
     "gpu-nightly": Preset(
-        {**_GPU, "iters": 24000, "queue_size": 480},
+        {**_GPU, "iters": _NIGHTLY_ITERS, "queue_size": 240},
         _GPU_GRIDS,
-        "one H100, ≤ 10 min for fixed LR + fixed ELR (to confirm at batch 16)",
+        "one H100/H200, ≤ 10 min for fixed LR + fixed ELR (about 6 min estimated)",
+    ),
+    "gpu-interpolation": Preset(
+        {**_GPU, "width": 32, "dataset": "digits", "iters": 3000, "queue_size": 60},
+        {"fixed_elr": ((1e-3, 3e-3), (1e-3,))},
+        "the interpolation regime: ConvNet k = 32 on the 1797 digits at small η_eff, no "
+        "stationary distribution (about 1 min on one GPU, estimated)",
+        ("fixed_elr",),
     ),
     "paper": Preset(
         {
@@ -164,6 +186,7 @@ def preset_config(preset: str, protocol: str, **overrides: Any) -> GridConfig:
     """The :class:`GridConfig` of ``preset`` for ``protocol``, with fields overridden."""
     check_choice("preset", preset, tuple(PRESETS))
     p = PRESETS[preset]
+    check_choice("protocol", protocol, tuple(p.axes))
     x, y = p.axes[protocol]
     return with_overrides(GridConfig(protocol=protocol, x=x, y=y, **p.settings), **overrides)
 
@@ -181,90 +204,67 @@ def run_grid(config: GridConfig | str, protocol: str = "fixed_lr", **overrides: 
     )
     trainer = Trainer(cfg)
     trainer.run()
-    return trainer.states()
+    return trainer.grid()
 
 
-def network_laws(
-    *, entropy_samples: int | None = None
-) -> list[tuple[Callable[..., LawResult], dict[str, Any]]]:
-    """The laws checked on a network grid, each with its options: V1 (plain and
-    discretization-corrected), V3 and the norm balance.
+def network_laws(*, entropy_samples: int | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """The laws checked on a network grid, by name (:data:`thermocheck.laws.ALL`), each with its
+    options: V1 (plain and discretization-corrected), V3 and the norm balance. V1 is decided by
+    its corrected form; the plain SDE form is run to measure the gap Appendix G predicts, a known
+    deviation on networks (:data:`thermocheck.deviations.KNOWN_DEVIATIONS`) that never fails a run.
 
     The other laws need the loss to be the thermodynamic energy, which it is not for a network
-    (READINGS.md), so they are not run here. ``entropy_samples`` (the queue length behind each
+    (docs/decisions.md), so they are not run here. ``entropy_samples`` (the queue length behind each
     entropy) lets V3 include the calibrated drift of the k-NN estimator
     (:mod:`thermocheck.calibration`) and answer ``inconclusive`` when that drift alone could explain
     a violation.
     """
-    from thermocheck import laws
-
     return [
-        (laws.ideal_gas, {"corrected": False}),
-        (laws.ideal_gas, {"corrected": True}),
-        (laws.maxwell, {"entropy_samples": entropy_samples}),
-        (laws.norm_balance, {}),
+        ("ideal_gas", {"corrected": False}),
+        ("ideal_gas", {"corrected": True}),
+        ("maxwell", {"entropy_samples": entropy_samples}),
+        ("norm_balance", {}),
     ]
 
 
 def check_laws(grid: StateGrid, *, entropy_samples: int | None = None) -> list[LawResult]:
     """:func:`network_laws` on ``grid``."""
-    return [law(grid, **kw) for law, kw in network_laws(entropy_samples=entropy_samples)]
+    from thermocheck import laws
+
+    return [laws.ALL[name](grid, **kw)
+            for name, kw in network_laws(entropy_samples=entropy_samples)]
 
 
-#: The CLI's generic preset names, mapped to network presets.
-_PRESET_ALIASES = {"quick": "cpu-tiny"}
+def law_checks(spec: SweepSpec) -> list[tuple[str, dict[str, Any]]]:
+    """The ``net`` substrate's laws (:mod:`thermocheck.substrates`): :func:`network_laws`, with
+    V3 told the length of the queue behind each entropy (the spec's ``queue_size``)."""
+    return network_laws(entropy_samples=spec.options.get("queue_size") or None)
 
 
-def cli_verify(args: Any) -> int:
-    """``thermocheck verify --substrate net``: train the preset's grids, check the laws and write
-    the report (``report.json``, ``report.md``, figures, as for the simulator) under ``args.out``;
-    return the exit code (0 all passed, 1 a law failed, 3 inconclusive; READINGS.md).
+def plan(preset: str, protocols: Sequence[str] | None, *, seed: int, dim: int | None,
+         model: str | None = None, dataset: str | None = None, data_dir: str | None = None,
+         device: str | None = None, iters: int | None = None,
+         compile: str | None = None) -> Plan:
+    """The ``net`` substrate's sweeps (:mod:`thermocheck.substrates`): ``preset``'s grid of each
+    protocol (default: the preset's ``default_protocols``) on the stacked trainer
+    (:mod:`thermocheck.nets.substrate`), so points are cached, a rerun reads them back, and
+    ``executor="slurm"`` trains the shards as jobs. The options override the preset's config
+    (None: the preset's); ``dim`` does not apply, a network's d being fixed by its architecture.
 
-    Reads ``args.protocol`` (a protocol or ``"all"``), ``args.preset`` (``quick``, the default,
-    means ``cpu-tiny``), ``args.out``, ``args.seed``, the optional ``args.model``,
-    ``args.dataset``, ``args.data_dir``, ``args.device``, ``args.iters``, ``args.compile``, and the
-    sweep options (:func:`thermocheck.sweep.add_sweep_arguments`): the grids run as sweeps on the
-    ``net`` substrate (:mod:`thermocheck.nets.substrate`), so their points are cached, a rerun
-    reads them back, and ``--executor slurm`` trains the shards as jobs. ``args.dim`` does not
-    apply: a network's d is fixed by its architecture.
+    Raises :class:`~thermocheck.errors.DatasetUnavailableError` before any training when the
+    dataset's files are missing, saying where they go.
     """
     from thermocheck.nets.data import check_available
     from thermocheck.nets.substrate import sweep_spec
-    from thermocheck.report import print_outcome, write_report
-    from thermocheck.sweep import run_sweeps, sweep_options
-    from thermocheck.verify import default_out_dir
 
-    name = getattr(args, "preset", None) or "quick"
-    preset = _PRESET_ALIASES.get(name, name)
     check_choice("preset", preset, tuple(PRESETS))
-    protocol = getattr(args, "protocol", None)
-    protocols = PRESETS[preset].default_protocols if protocol in (None, "all") else (protocol,)
-    overrides = {
-        k: getattr(args, k, None)
-        for k in ("model", "dataset", "device", "seed", "iters", "compile")
-    }
-    if getattr(args, "data_dir", None):
-        overrides["data_dir"] = str(Path(args.data_dir).resolve())
-    out = Path(getattr(args, "out", None) or default_out_dir(f"net-{preset}"))
-    notes = ["--dim ignored: a network's d is set by its architecture"] if getattr(
-        args, "dim", None) else []
-    configs = {p: preset_config(preset, p, **overrides) for p in protocols}
+    chosen = PRESETS[preset].default_protocols if protocols is None else tuple(protocols)
+    overrides = {"model": model, "dataset": dataset, "device": device, "seed": seed,
+                 "iters": iters, "compile": compile,
+                 "data_dir": str(Path(data_dir).resolve()) if data_dir else None}
+    configs = {p: preset_config(preset, p, **overrides) for p in chosen}
     for c in configs.values():
         check_available(c.dataset, c.data_dir)  # before any job starts: say where files go
-    quiet = getattr(args, "quiet", False)
-    sweeps = run_sweeps([sweep_spec(c) for c in configs.values()],
-                        progress=getattr(args, "progress", True) and not quiet,
-                        **sweep_options(args))
-    results = [
-        done.check(law, **kw)
-        for done in sweeps
-        for law, kw in network_laws(entropy_samples=configs[done.spec.protocol].queue_size or None)
-    ]
-    grids = {done.spec.protocol: done.grid for done in sweeps if done.grid is not None}
-    path = write_report(results, out, grids=grids, seed=overrides["seed"], preset=preset,
-                        command=getattr(args, "command_line", None),
-                        extra_meta={"substrate": "net",
-                                    "configs": {p: asdict(c) for p, c in configs.items()},
-                                    "sweep": [done.to_dict() for done in sweeps],
-                                    "notes": notes})
-    return print_outcome(results, path, table=not quiet)
+    notes = ["--dim ignored: a network's d is set by its architecture"] if dim else []
+    return Plan([sweep_spec(c) for c in configs.values()],
+                {"configs": {p: asdict(c) for p, c in configs.items()}, "notes": notes})

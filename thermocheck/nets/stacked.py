@@ -1,5 +1,5 @@
 """M networks fused into one: grouped convolutions over stacked weights ``W[M, P]``
-(NETS_DESIGN §3).
+(docs/architecture.md, "Training a grid at once").
 
 Model ``m``'s trainable parameters are the row ``W[m]`` (in the module's ``parameters()`` order);
 a conv weight is ``W[:, o:o+n]`` reshaped to ``[M·C_out, C_in, k, k]`` and applied with
@@ -26,7 +26,8 @@ __all__ = ["StackedNet", "per_model_loss", "sgd_step_"]
 
 
 def sgd_step_(W: torch.Tensor, G: torch.Tensor, spec: GridSpec) -> None:
-    """In place: ``W ← W − η_k (G + λ W)``, then ``W ← r W / ‖W‖`` where projected (THEORY §2).
+    """In place: ``W ← W − η_k (G + λ W)``, then ``W ← r W / ‖W‖`` where projected
+    (docs/theory.md §2).
 
     Mirrors ``torch.optim.SGD`` (``d = g + λw; w −= η d``). No host synchronisation.
     """

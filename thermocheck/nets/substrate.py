@@ -2,7 +2,7 @@
 
 :func:`sweep_spec` turns a :class:`~thermocheck.nets.train.GridConfig` into a
 :class:`~thermocheck.sweep.SweepSpec` with ``substrate="net"``; :func:`train_shard` is that
-substrate's runner (``thermocheck.sweep.shards.SUBSTRATES["net"]``), which trains one rectangle of
+substrate's runner (registered into the sweep's substrates on import), which trains one rectangle of
 the grid as one stacked model. Each model draws its minibatches from a stream keyed by the seed and
 its own grid point and starts from the same initial weights, so a point's trajectory does not depend
 on which shard trained it (up to floating-point summation order, which may differ between stack
@@ -30,7 +30,7 @@ from thermocheck.nets.data import DATASET_SHAPES
 from thermocheck.nets.models import make_model, trainable_vector
 from thermocheck.nets.train import GridConfig, Trainer
 from thermocheck.states import State
-from thermocheck.sweep.shards import SweepSpec
+from thermocheck.sweep.shards import SweepSpec, register_substrate
 
 __all__ = ["CHECKPOINT_EVERY", "sweep_spec", "train_shard", "trainable_dimension"]
 
@@ -93,4 +93,7 @@ def train_shard(spec: SweepSpec, xs: np.ndarray, ys: np.ndarray, *,
             f"that model has d={trainer.P} trainable weights"
         )
     trainer.run()
-    return trainer.states()
+    return trainer.grid()
+
+
+register_substrate("net", train_shard)

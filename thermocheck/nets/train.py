@@ -1,4 +1,5 @@
-"""Train a whole hyperparameter grid at once and measure its stationary states (NETS_DESIGN §3).
+"""Train a whole hyperparameter grid at once and measure its stationary states
+(docs/architecture.md).
 
 The grid's ``M`` models are one :class:`StackedNet` with weights ``W[M, P]``; each step draws an
 independent minibatch per model from a counter-based stream keyed by the seed and the grid point,
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -24,6 +26,7 @@ import torch
 from torch import nn
 
 from thermocheck import theory
+from thermocheck.atomic import atomic_write
 from thermocheck.errors import InvalidParameterError, check_choice
 from thermocheck.nets.data import Dataset, batch_indices, load_dataset, point_key
 from thermocheck.nets.functional import FunctionalStack
@@ -34,7 +37,8 @@ from thermocheck.nets.models import (
     rescaled_copy,
 )
 from thermocheck.nets.stacked import StackedNet, per_model_loss, sgd_step_
-from thermocheck.record import GridSpec, Recorder, noise_from_gradients
+from thermocheck.noise import noise_from_gradients
+from thermocheck.record import GridSpec, Recorder
 from thermocheck.states import State, StateGrid
 
 __all__ = ["COMPILE_MODES", "GridConfig", "Trainer", "intra_op_threads", "set_precision"]
@@ -52,6 +56,9 @@ class GridConfig:
 
     ``x`` and ``y`` are the values of the protocol's two axes (``theory.AXES``: (lr, wd),
     (elr, wd) or (elr, radius)); the grid is their product. Steps and intervals are in iterations.
+    They are the stored form (reports, checkpoints); build a config in the package's one spelling
+    of a grid, ``grid={axis: values}`` as :func:`thermocheck.simulator.simulate` takes it, with
+    :meth:`from_grid`, and read it back with :attr:`grid`.
     """
 
     protocol: str = "fixed_lr"
@@ -98,6 +105,18 @@ class GridConfig:
         if self.iters < 4 * self.every:
             raise InvalidParameterError(f"iters={self.iters} must be >= 4 * every={4 * self.every}")
 
+    @classmethod
+    def from_grid(cls, protocol: str, grid: Mapping[str, Any], **options: Any) -> GridConfig:
+        """``GridConfig(protocol, x, y, **options)`` from ``grid = {axis: values}`` naming exactly
+        the protocol's two axes, e.g. ``{"lr": [0.1, 0.3], "wd": [0.01, 0.03]}`` (fixed LR)."""
+        x, y = theory.grid_axes(protocol, grid)
+        return cls(protocol=protocol, x=tuple(map(float, x)), y=tuple(map(float, y)), **options)
+
+    @property
+    def grid(self) -> dict[str, tuple[float, ...]]:
+        """The grid as ``{axis: values}`` (:meth:`from_grid`)."""
+        return theory.axes_grid(self.protocol, self.x, self.y)
+
     def points(self) -> list[dict[str, float]]:
         """The grid points as hyperparameter dicts, x-major."""
         xn, yn = theory.AXES[self.protocol]
@@ -123,11 +142,11 @@ def intra_op_threads(threads: int | None) -> Iterator[None]:
 
 
 def set_precision(*, tf32: bool, deterministic: bool) -> dict[str, Any]:
-    """Set TF32 and determinism flags (TF32 off by default: NETS_DESIGN §8); return them.
+    """Set TF32 and determinism flags (TF32 off by default: docs/architecture.md); return them.
 
     cuDNN's autotuner (``cudnn.benchmark``) is on unless ``deterministic``: the step's shapes
     never change, and cuDNN's heuristics are known to pick slow kernels for grouped convolutions
-    (NETS_DESIGN §3), which the autotuner avoids by timing the candidates once per shape.
+    (docs/architecture.md), which the autotuner avoids by timing the candidates once per shape.
     """
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
@@ -171,7 +190,7 @@ class Trainer:
         else:
             model = model.to(self.dtype)
             sample = (data.x[: c.batch_size].to(self.dtype), data.y[: c.batch_size])
-            check_scale_invariance(model, sample, rtol=invariance_rtol)
+            check_scale_invariance(model, sample, rtol=invariance_rtol, option="invariance_rtol")
             self.net = FunctionalStack([rescaled_copy(model, r) for r in radii])
         self.net.to(self.device, self.dtype)
         self._train_loss = self._losses if c.compile is None else torch.compile(
@@ -255,7 +274,7 @@ class Trainer:
         return G
 
     def measure_noise(self, G: torch.Tensor | None = None) -> None:
-        """Gradient noise now (a log point): :func:`~thermocheck.record.noise_from_gradients` of
+        """Gradient noise now (a log point): :func:`~thermocheck.noise.noise_from_gradients` of
         ``noise_samples`` independent minibatch gradients at ``W``, centred at :meth:`full_grad`
         when ``noise_full_batch`` (else at their mean), attached to the recorder.
 
@@ -299,7 +318,8 @@ class Trainer:
         if c.progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=stop, initial=self.step, unit="it", desc=f"{c.protocol} M={self.M}")
+            bar = tqdm(total=stop, initial=self.step, unit="it", desc=f"{c.protocol} M={self.M}",
+                       disable=None)  # None: quiet when standard error is not a terminal
         with intra_op_threads(c.threads):
             while self.step < stop:
                 self.train_step()
@@ -316,8 +336,22 @@ class Trainer:
         if bar is not None:
             bar.close()
 
+    def grid(self, *, entropy: bool = True) -> StateGrid:
+        """The grid's measured states (``substrate="net"``, ``energy_is_loss=False``) as a
+        :class:`~thermocheck.states.StateGrid`: one protocol and one ``d``."""
+        return StateGrid(self._states(entropy))
+
     def states(self, *, entropy: bool = True) -> StateGrid:
-        """The grid's measured states (``substrate="net"``, ``energy_is_loss=False``)."""
+        """Deprecated: the :class:`~thermocheck.states.StateGrid` of :meth:`grid`, with a
+        ``DeprecationWarning``. ``states()`` will return a list of :class:`State`, as
+        :meth:`thermocheck.record.Recorder.states` does; call :meth:`grid` for the grid."""
+        warnings.warn("Trainer.states() returning a StateGrid is deprecated: call Trainer.grid() "
+                      "(states() will return a list of State, as Recorder.states() does)",
+                      DeprecationWarning, stacklevel=2)
+        return self.grid(entropy=entropy)
+
+    def _states(self, entropy: bool) -> list[State]:
+        """One :class:`State` per grid point, in the recorder's order of the models."""
         c = self.config
         extra = {
             "model": self.model_name,
@@ -331,28 +365,20 @@ class Trainer:
             **self.flags,
             **c.extra,
         }
-        states: list[State] = self.recorder.states(extra=extra, entropy=entropy)
-        return StateGrid(states)
+        return self.recorder.states(extra=extra, entropy=entropy)
 
     # -- checkpoints -------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Atomic ``torch.save`` of W, BN buffers, the step counter and the recorder (the batch
         streams are counter-based, so the step is all the random state there is)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # writers never share a temp file
-        torch.save(
-            {
-                "W": self.W,
-                "buffers": self.net.buffers(),
-                "step": self.step,
-                "recorder": self.recorder.state_dict(),
-                "config": asdict(self.config),
-            },
-            tmp,
-        )
-        os.replace(tmp, path)
-        return path
+        checkpoint = {
+            "W": self.W,
+            "buffers": self.net.buffers(),
+            "step": self.step,
+            "recorder": self.recorder.state_dict(),
+            "config": asdict(self.config),
+        }
+        return atomic_write(path, lambda fh: torch.save(checkpoint, fh))
 
     def load(self, path: str | Path) -> None:
         sd = torch.load(path, map_location=self.device, weights_only=False)

@@ -6,7 +6,7 @@
 direction. Broken variants for testing the laws are in :mod:`thermocheck.simulator.mutants`.
 """
 
-from thermocheck.simulator.api import SimulationResult, simulate
+from thermocheck.simulator.api import SimulationResult, relaxation_steps, simulate
 from thermocheck.simulator.kernel import QUANTITIES
 from thermocheck.simulator.losses import CallableLoss, LinearLoss, Loss, QuadraticLoss
 
@@ -17,5 +17,6 @@ __all__ = [
     "Loss",
     "QuadraticLoss",
     "SimulationResult",
+    "relaxation_steps",
     "simulate",
 ]

@@ -1,6 +1,6 @@
 """The fused numba kernel of the isotropic-noise simulator (Eq. 24 of arXiv:2511.07308).
 
-One step of grid point ``m`` at iteration ``k`` (THEORY.md §2):
+One step of grid point ``m`` at iteration ``k`` (docs/theory.md §2):
 
 .. math::
 
@@ -28,9 +28,25 @@ before the update) are summed and written as block means every ``log_every`` ste
  4     sigma2         ``‖w_k‖² ‖ξ_k‖² / (d − 1)`` with ``ξ_k`` the noise actually applied: its
                       mean is ``Tr Σ_w̄ / (d − 1)`` of the noise the substrate really injects
  5     lambda_eff     ``(‖w_k − η_k g_k‖ − ‖w_k‖) / (η_k ‖w_k‖)`` (Eq. 83, before any projection)
- 6     norm_balance   ``(1 − η_k λ)² ‖w_k‖² + η_k² ‖g_k‖² − ‖w_k‖²`` (from Eq. 111, THEORY.md §4)
+ 6     norm_balance   ``(1 − η_k λ)² ‖w_k‖² + η_k² ‖g_k‖² − ‖w_k‖²`` (from Eq. 111)
  7     g_sq           ``‖g_k‖²``
+ 8     vel_grad       ``‖w_k‖²⟨v_k, g_k⟩`` with the claimed velocity before the step (momentum;
+                      0 without): the velocity's memory of past gradients
 ====  ==============  ========================================================================
+
+With momentum β (``Dynamics.momentum``; ``torch.optim.SGD`` with dampening 0 and coupled decay:
+``v ← βv + g + λw``, ``w ← w − ηv``, or Nesterov's ``w ← w − η(g + λw + βv)``) rows 5–6 use the
+claimed update ``u`` built from the claimed velocity: row 6 is ``η_k²‖u_k‖² − 2η_k⟨w_k, u_k⟩``
+(the exact one-step change of ‖w‖², with ``⟨w_k, g_k⟩ = 0``), row 5 is Eq. 83 for ``u`` without
+this step's decay, per effective step ``η_k/(1 − β)`` (:func:`_momentum_measure`). At β = 0 both
+reduce to the rows above, and the plain step runs unchanged.
+
+With AdamW (``Dynamics.adam``; fixed LR only, ``torch.optim.AdamW``: per-coordinate moments
+``m ← β1 m + (1 − β1) g``, ``s ← β2 s + (1 − β2) g²``, bias-corrected, ``u = m̂/(√ŝ + ε)``, then
+``w ← (1 − ηλ) w − η u``) rows 5–6 hold what the norm equilibrium of Kosson et al. (2024) is about:
+row 5 is the angular update ``∠(w_k, w_{k+1})``, computed as ``2 atan2(‖ŵ_k − ŵ_{k+1}‖,
+‖ŵ_k + ŵ_{k+1}‖)`` on unit vectors (no cancellation at small angles), row 6 is ``‖u_k‖²``
+(:func:`_adam_step`).
 
 ``g_k = ∇L(w_k) + ξ_k`` is the stochastic gradient without weight decay; ``η_k`` and ``λ`` in
 rows 5–6 are the *claimed* step and weight decay, so a substrate whose real step or decay differs
@@ -65,6 +81,7 @@ __all__ = ["GIVEN", "LINEAR", "QUADRATIC", "QUANTITIES", "Dynamics", "KernelLoss
 
 QUANTITIES: tuple[str, ...] = (
     "loss", "radius", "sq_norm", "grad_sq", "sigma2", "lambda_eff", "norm_balance", "g_sq",
+    "vel_grad",
 )
 _Q = len(QUANTITIES)
 
@@ -103,12 +120,28 @@ class Dynamics(NamedTuple):
     project_noise: bool  # noise projected on the tangent space (P_w ε)
     project_grad: bool  # loss gradient projected on the tangent space (P2 of scale invariance)
     project_sphere: bool  # project on the sphere of the point's radius after each step
+    momentum: float = 0.0  # real heavy-ball coefficient β of the velocity
+    claimed_momentum: float = 0.0  # the β the substrate reports, used by the measurements
+    nesterov: bool = False  # Nesterov's step w ← w − η(g + λw + βv) instead of w ← w − ηv
+    decay_in_velocity: bool = True  # weight decay enters the velocity (torch.optim.SGD)
+    adam: bool = False  # AdamW's step (β1 = ``momentum``) instead of SGD's
+    beta2: float = 0.0  # AdamW's second-moment coefficient
+    eps: float = 0.0  # AdamW's ε
+    decoupled: bool = True  # AdamW's decay w ← (1 − ηλ)w; False: λw is added to g (Adam + L2)
 
     @classmethod
-    def correct(cls, protocol: str) -> Dynamics:
-        """The dynamics of Eq. 24 under ``protocol``."""
+    def correct(cls, protocol: str, *, momentum: float = 0.0, nesterov: bool = False) -> Dynamics:
+        """The dynamics of Eq. 24 under ``protocol``, with heavy-ball (or Nesterov) momentum β
+        as ``torch.optim.SGD`` applies it (dampening 0, coupled weight decay)."""
         power = 2 if protocol == "fixed_elr" else 0
-        return cls(power, power, 1.0, 1, True, True, protocol == "fixed_sphere")
+        return cls(power, power, 1.0, 1, True, True, protocol == "fixed_sphere", float(momentum),
+                   float(momentum), bool(nesterov))
+
+    @classmethod
+    def adamw(cls, *, beta1: float, beta2: float, eps: float) -> Dynamics:
+        """``torch.optim.AdamW`` under fixed LR (decoupled decay, bias-corrected moments)."""
+        return cls(0, 0, 1.0, 1, True, True, False, momentum=float(beta1), adam=True,
+                   beta2=float(beta2), eps=float(eps))
 
 
 @njit(cache=True, inline="always")
@@ -154,14 +187,116 @@ def _tangent(v: np.ndarray, wbar: np.ndarray) -> None:
 
 
 @njit(cache=True, inline="always")
+def _momentum_measure(
+    wm: np.ndarray, g: np.ndarray, cvel: np.ndarray, r2: float, wg: float, gg: float,
+    eta: float, wd: float, dyn: Dynamics, acc: np.ndarray,
+) -> None:
+    """Rows 5–6 with momentum, from the *claimed* update ``u = a g + b w + c v`` (``v``: the
+    claimed velocity before the step): heavy ball ``(a, b, c) = (1, λ, β)``, Nesterov
+    ``(1 + β, (1 + β)λ, β²)``.
+
+    Row 6 is ``‖w − ηu‖² − ‖w‖² = η²‖u‖² − 2η⟨w, u⟩`` with ``⟨w, g⟩ = 0`` (the claim of scale
+    invariance, P2), as in the plain residual it reduces to at β = 0. Row 5 is Eq. 83 for the
+    update without this step's decay, ``q = a g + c v``, per effective step ``η/(1 − β)``:
+    ``(‖w − ηq‖ − ‖w‖)/(η/(1 − β)·‖w‖)``, written without cancellation.
+    """
+    beta = dyn.claimed_momentum
+    a = 1.0 + beta if dyn.nesterov else 1.0
+    c = beta * beta if dyn.nesterov else beta
+    b = a * wd
+    wv = 0.0
+    vv = 0.0
+    vg = 0.0
+    for i in range(wm.size):
+        wv += wm[i] * cvel[i]
+        vv += cvel[i] * cvel[i]
+        vg += cvel[i] * g[i]
+    wu = b * r2 + c * wv
+    uu = a * a * gg + b * b * r2 + c * c * vv + 2.0 * b * c * wv + 2.0 * a * c * vg
+    acc[6] += eta * (eta * uu - 2.0 * wu)
+    acc[8] += r2 * vg
+    wq = a * wg + c * wv
+    qq = a * a * gg + c * c * vv + 2.0 * a * c * vg
+    r = math.sqrt(r2)
+    inflation = eta * eta * qq - 2.0 * eta * wq
+    new_sq = max(r2 + inflation, 0.0)
+    acc[5] += inflation * (1.0 - beta) / ((math.sqrt(new_sq) + r) * eta * r)
+
+
+@njit(cache=True, inline="always")
+def _momentum_update(
+    wm: np.ndarray, g: np.ndarray, vel: np.ndarray, cvel: np.ndarray, real_eta: float,
+    wd: float, dyn: Dynamics,
+) -> None:
+    """The real step with momentum, as ``torch.optim.SGD`` (dampening 0): ``v ← βv + g + λw``,
+    then ``w ← w − ηv`` (heavy ball) or ``w ← w − η(g + λw + βv)`` (Nesterov); a substrate with
+    ``decay_in_velocity=False`` keeps λw out of ``v`` and subtracts ``ηλw`` from w instead. The
+    claimed velocity ``cvel`` follows the claimed β with coupled decay."""
+    lam = dyn.wd_factor * wd
+    lam_in = lam if dyn.decay_in_velocity else 0.0
+    lam_out = lam - lam_in
+    beta = dyn.momentum
+    for i in range(wm.size):
+        kick = g[i] + lam_in * wm[i]
+        v_new = beta * vel[i] + kick
+        step = kick + beta * v_new if dyn.nesterov else v_new
+        vel[i] = v_new
+        cvel[i] = dyn.claimed_momentum * cvel[i] + g[i] + wd * wm[i]
+        wm[i] -= real_eta * (step + lam_out * wm[i])
+
+
+@njit(cache=True, inline="always")
+def _adam_step(
+    k: int, wm: np.ndarray, g: np.ndarray, m1: np.ndarray, m2: np.ndarray, r2: float, eta: float,
+    wd: float, dyn: Dynamics, acc: np.ndarray,
+) -> None:
+    """One AdamW step of ``torch.optim.AdamW`` at iteration ``k`` (bias corrections at
+    ``t = k + 1``), in place; ``g`` (the stochastic gradient) is overwritten with ``w_{k+1}``.
+    Rows 5–6: the angular update ``∠(w_k, w_{k+1})`` and ``‖u_k‖²``, ``u = m̂/(√ŝ + ε)``. A substrate
+    with ``decoupled=False`` feeds ``λw`` into the moments instead (Adam with L2 regularisation)."""
+    b1 = dyn.momentum
+    b2 = dyn.beta2
+    c1 = 1.0 - b1 ** (k + 1)
+    c2 = 1.0 - b2 ** (k + 1)
+    lam = dyn.wd_factor * wd
+    lam_in = 0.0 if dyn.decoupled else lam
+    shrink = 1.0 - eta * lam if dyn.decoupled else 1.0
+    uu = 0.0
+    new_sq = 0.0
+    for i in range(wm.size):
+        gi = g[i] + lam_in * wm[i]
+        m1[i] = b1 * m1[i] + (1.0 - b1) * gi
+        m2[i] = b2 * m2[i] + (1.0 - b2) * gi * gi
+        u = (m1[i] / c1) / (math.sqrt(m2[i] / c2) + dyn.eps)
+        uu += u * u
+        g[i] = shrink * wm[i] - eta * u
+        new_sq += g[i] * g[i]
+    inv_old = 1.0 / math.sqrt(r2)
+    inv_new = 1.0 / math.sqrt(new_sq) if new_sq > 0.0 else 0.0
+    chord = 0.0
+    across = 0.0
+    for i in range(wm.size):
+        a = wm[i] * inv_old
+        b = g[i] * inv_new
+        chord += (a - b) * (a - b)
+        across += (a + b) * (a + b)
+        wm[i] = g[i]
+    acc[5] += 2.0 * math.atan2(math.sqrt(chord), math.sqrt(across))
+    acc[6] += uu
+
+
+@njit(cache=True, inline="always")
 def _step(
     k: int, wm: np.ndarray, wbar: np.ndarray, r2: float, f: float, grad: np.ndarray,
-    noise: np.ndarray, stream: np.ndarray, acc: np.ndarray, series: np.ndarray,
+    noise: np.ndarray, vel: np.ndarray, cvel: np.ndarray, stream: np.ndarray, acc: np.ndarray,
+    series: np.ndarray,
     queue: np.ndarray, coef: float, wd: float, radius: float, sigma: float,
     noise_scale: np.ndarray, dyn: Dynamics, log_every: int, queue_every: int,
 ) -> None:
     """One update of one point from ``w_k`` (``r2 = ‖w_k‖²``, loss ``f``, ambient ``∇f`` in
-    ``grad``), with its measurements, log and queue bookkeeping. ``noise`` is scratch space."""
+    ``grad``), with its measurements, log and queue bookkeeping. ``noise`` is scratch space;
+    ``vel`` and ``cvel`` are the real and the claimed velocity (used only with momentum), or
+    AdamW's first and second moments."""
     d = wm.size
     r = math.sqrt(r2)
     inv_r = 1.0 / r
@@ -184,19 +319,25 @@ def _step(
         wg += wm[i] * noise[i]
         gg += noise[i] * noise[i]
     eta = coef * r2 if dyn.claimed_step_power == 2 else coef
-    new_sq = r2 - 2.0 * eta * wg + eta * eta * gg
     acc[0] += f
     acc[1] += r
     acc[2] += r2
     acc[3] += grad_sq
     acc[4] += r2 * xi_sq / (d - 1)
-    acc[5] += (eta * eta * gg - 2.0 * eta * wg) / ((math.sqrt(new_sq) + r) * eta * r)
-    acc[6] += eta * wd * (eta * wd - 2.0) * r2 + eta * eta * gg
     acc[7] += gg
     real_eta = coef * r2 if dyn.step_power == 2 else coef
-    shrink = 1.0 - real_eta * dyn.wd_factor * wd
-    for i in range(d):
-        wm[i] = shrink * wm[i] - real_eta * noise[i]
+    if dyn.adam:
+        _adam_step(k, wm, noise, vel, cvel, r2, real_eta, wd, dyn, acc)
+    elif dyn.momentum == 0.0 and dyn.claimed_momentum == 0.0 and dyn.decay_in_velocity:
+        new_sq = r2 - 2.0 * eta * wg + eta * eta * gg
+        acc[5] += (eta * eta * gg - 2.0 * eta * wg) / ((math.sqrt(new_sq) + r) * eta * r)
+        acc[6] += eta * wd * (eta * wd - 2.0) * r2 + eta * eta * gg
+        shrink = 1.0 - real_eta * dyn.wd_factor * wd
+        for i in range(d):
+            wm[i] = shrink * wm[i] - real_eta * noise[i]
+    else:
+        _momentum_measure(wm, noise, cvel, r2, wg, gg, eta, wd, dyn, acc)
+        _momentum_update(wm, noise, vel, cvel, real_eta, wd, dyn)
     if dyn.project_sphere:
         norm = 0.0
         for i in range(d):
@@ -217,15 +358,18 @@ def _step(
 
 @njit(cache=True, parallel=True)
 def advance(
-    w: np.ndarray, streams: np.ndarray, acc: np.ndarray, series: np.ndarray, queue: np.ndarray,
-    diverged: np.ndarray, coef: np.ndarray, wd: np.ndarray, radius: np.ndarray, sigma: float,
+    w: np.ndarray, vel: np.ndarray, cvel: np.ndarray, streams: np.ndarray, acc: np.ndarray,
+    series: np.ndarray, queue: np.ndarray, diverged: np.ndarray, coef: np.ndarray,
+    wd: np.ndarray, radius: np.ndarray, sigma: float,
     noise_scale: np.ndarray, dyn: Dynamics, loss: KernelLoss, values: np.ndarray,
-    grads: np.ndarray, start: int, stop: int, log_every: int, queue_every: int,
+    grads: np.ndarray, start: int, stop: int, log_every: int, queue_every: np.ndarray,
 ) -> None:
     """Iterations ``start … stop − 1`` of every point, in parallel over points, in place.
 
-    Arrays: weights ``w[M, d]``, stream rows, running sums ``acc[M, Q]``, block means
-    ``series[M, n_logs, Q]``, ring buffers ``queue[M, size, d]``, and ``diverged[M]`` (the iteration
+    Arrays: weights ``w[M, d]``, real and claimed velocities ``vel[M, d]``, ``cvel[M, d]``
+    (momentum only; zeros otherwise), stream rows, running sums ``acc[M, Q]``, block means
+    ``series[M, n_logs, Q]``, ring buffers ``queue[M, size, d]`` (point m stores its weights every
+    ``queue_every[m]`` iterations), and ``diverged[M]`` (the iteration
     at which a point left the finite range, −1 while it has not; such a point is not advanced).
     A ``GIVEN`` loss takes ``values[M]`` and ambient gradients ``grads[M, d]`` evaluated by the
     caller at the current directions (one iteration per call; ``grads`` is overwritten); the
@@ -249,5 +393,6 @@ def advance(
                 diverged[m] = k
                 break
             f = values[m] if given else _builtin_loss(wbar, loss, grad)
-            _step(k, wm, wbar, r2, f, grad, noise, stream, am, sm, qm, coef[m], wd[m], radius[m],
-                  sigma, noise_scale, dyn, log_every, queue_every)
+            _step(k, wm, wbar, r2, f, grad, noise, vel[m], cvel[m], stream, am, sm, qm, coef[m],
+                  wd[m], radius[m],
+                  sigma, noise_scale, dyn, log_every, queue_every[m])

@@ -2,7 +2,7 @@
 
 A loss is given on the direction ``w̄`` (a point of the unit sphere S^{d−1}); the simulator needs
 ``f(w̄)`` and the ambient gradient ``∇f(w̄)``, which it projects on the tangent space:
-``∇L(w) = P_w̄ ∇f(w̄) / ‖w‖`` (scale invariance, properties P1–P2 of THEORY.md §1).
+``∇L(w) = P_w̄ ∇f(w̄) / ‖w‖`` (scale invariance, properties P1–P2 of docs/theory.md §1).
 
 With isotropic noise the stationary law of the direction is the Gibbs law
 ``ρ(w̄) ∝ exp(−f(w̄)/T)`` for any ``f`` (Eq. 7, 19). The built-in losses run inside the numba kernel:

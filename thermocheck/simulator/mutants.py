@@ -37,6 +37,32 @@ mutant                         defect                                  caught by
 ``hot_noise``                  noise ``√2 σ`` while σ is claimed       ``ideal_gas``,
                                                                        ``vmf_closed_form``
 =============================  ======================================  ==========================
+
+Mutants of SGD's momentum (run with ``momentum=β > 0``; the states claim ``torch.optim.SGD`` with
+that β; ``tests/test_momentum.py`` checks them at β = 0.9 under fixed LR and fixed ELR):
+
+=============================  ======================================  ==========================
+``undecayed_velocity``         ``v ← v + g + λw``: the velocity is     ``ideal_gas``,
+                               never multiplied by β                   ``norm_balance``: ELR
+                                                                       diverges where a stable
+                                                                       state is predicted; LR
+                                                                       oscillates undamped, and
+                                                                       the points judged
+                                                                       stationary fail (when none
+                                                                       is: inconclusive)
+``decay_outside_velocity``     ``v ← βv + g``, ``w ← w − η(v + λw)``:  ``ideal_gas``,
+                               decay not amplified by ``1/(1 − β)``    ``norm_balance``
+``plain_lr_claimed``           momentum β runs, β = 0 is claimed: the  ``ideal_gas``,
+                               prediction uses η, not ``η/(1 − β)``    ``norm_balance``
+=============================  ======================================  ==========================
+
+A mutant of AdamW (run with ``adamw=...``, fixed LR; the states claim ``torch.optim.AdamW``;
+``tests/test_adamw.py``):
+
+=============================  ======================================  ==========================
+``coupled_decay``              Adam with L2: ``g ← g + λw`` inside     ``norm_equilibrium``
+                               the moments, no decoupled decay
+=============================  ======================================  ==========================
 """
 
 from __future__ import annotations
@@ -50,7 +76,13 @@ import numpy as np
 
 from thermocheck import theory
 from thermocheck.errors import InvalidParameterError, check_choice
-from thermocheck.simulator.api import SimulationResult, run_simulation, simulate
+from thermocheck.simulator.api import (
+    SimulationResult,
+    _claimed_optimizer,
+    _correct_dynamics,
+    run_simulation,
+    simulate,
+)
 from thermocheck.simulator.kernel import Dynamics
 
 __all__ = ["MUTANTS", "Mutant", "simulate_mutant"]
@@ -75,18 +107,25 @@ class Mutant:
     caught_by: Mapping[str, tuple[str, ...]]
     changes: Mapping[str, Any] = field(default_factory=dict)
     noise_scale: Callable[[int], np.ndarray] = _ones
+    needs_momentum: bool = False  # a defect of the velocity: runs only with momentum β > 0
+    needs_adamw: bool = False  # a defect of AdamW's step: runs only with adamw=...
 
     @property
     def protocols(self) -> tuple[str, ...]:
         """The protocols the defect applies to."""
         return tuple(self.caught_by)
 
-    def dynamics(self, protocol: str) -> Dynamics:
-        """The mutant's real dynamics under ``protocol``."""
-        return Dynamics.correct(protocol)._replace(**self.changes)
+    def dynamics(self, protocol: str, *, momentum: float = 0.0, nesterov: bool = False,
+                 adamw: Mapping[str, Any] | bool | None = None) -> Dynamics:
+        """The mutant's real dynamics under ``protocol`` with SGD momentum β, or with AdamW."""
+        optimizer = _claimed_optimizer(protocol, momentum, nesterov, adamw)
+        return _correct_dynamics(protocol, optimizer)._replace(**self.changes)
 
 
 _IDEAL_VMF = ("ideal_gas", "vmf_closed_form")
+
+
+_MOMENTUM_CAUGHT = ("ideal_gas", "norm_balance")
 
 
 def _every(*laws: str) -> dict[str, tuple[str, ...]]:
@@ -115,6 +154,18 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            {"project_grad": False}),
     Mutant("hot_noise", "the noise is √2 σ while σ is claimed", _every(*_IDEAL_VMF),
            noise_scale=lambda d: np.full(d, np.sqrt(2.0))),
+    Mutant("undecayed_velocity", "the velocity is not multiplied by β (v ← v + g + λw)",
+           {"fixed_elr": _MOMENTUM_CAUGHT, "fixed_lr": _MOMENTUM_CAUGHT},
+           {"momentum": 1.0}, needs_momentum=True),
+    Mutant("decay_outside_velocity", "weight decay is applied to w, outside the velocity",
+           {"fixed_elr": _MOMENTUM_CAUGHT, "fixed_lr": _MOMENTUM_CAUGHT},
+           {"decay_in_velocity": False}, needs_momentum=True),
+    Mutant("plain_lr_claimed", "momentum runs but β = 0 is claimed (prediction at η, not "
+           "η/(1 − β))", {"fixed_elr": _MOMENTUM_CAUGHT, "fixed_lr": _MOMENTUM_CAUGHT},
+           {"claimed_momentum": 0.0}, needs_momentum=True),
+    Mutant("coupled_decay", "AdamW's weight decay is coupled: λw enters the moments (Adam with "
+           "L2) instead of w ← (1 − ηλ)w", {"fixed_lr": ("norm_equilibrium",)},
+           {"decoupled": False}, needs_adamw=True),
 )}
 
 
@@ -131,7 +182,16 @@ def simulate_mutant(name: str, protocol: str, **options: Any) -> SimulationResul
     except TypeError as err:
         raise InvalidParameterError(f"simulate_mutant: {err}") from None
     bound.apply_defaults()
+    momentum, nesterov = bound.arguments["momentum"], bound.arguments["nesterov"]
+    adamw = bound.arguments["adamw"]
+    if mutant.needs_momentum and not momentum:
+        raise InvalidParameterError(
+            f"mutant {name!r} is a defect of the velocity: pass momentum=β with 0 < β < 1")
+    if mutant.needs_adamw and not adamw:
+        raise InvalidParameterError(
+            f"mutant {name!r} is a defect of AdamW's step: pass adamw=True or adamw={{...}}")
     return run_simulation(
-        *bound.args, **bound.kwargs, dynamics=mutant.dynamics(protocol),
+        *bound.args, **bound.kwargs,
+        dynamics=mutant.dynamics(protocol, momentum=momentum, nesterov=nesterov, adamw=adamw),
         noise_scale=mutant.noise_scale(bound.arguments["d"]), mutant=name,
     )

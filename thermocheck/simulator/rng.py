@@ -1,6 +1,6 @@
 """Counter-based random streams: one independent standard-normal stream per grid point.
 
-READINGS.md asks that a grid point's random numbers depend only on the seed and on the point's
+By design, a grid point's random numbers depend only on the seed and on the point's
 identity, never on which other points run beside it (batching, sharding, executors). A
 counter-based generator gives exactly that: word ``j`` of a stream is a pure function
 ``Philox(counter=(j // 2, point id), key=seed)``, so no state is shared between points and any word

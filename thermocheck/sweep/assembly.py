@@ -44,12 +44,16 @@ class SweepResult:
         The points without a state, in grid order.
     errors
         Why shards failed in this run (empty when none did).
+    measured
+        Points this run measured (the others came from the cache, or from a concurrent run);
+        not part of :meth:`to_dict`, which is the same for every run of one grid.
     """
 
     spec: SweepSpec
     grid: StateGrid | None
     missing: tuple[dict[str, float], ...] = ()
     errors: tuple[str, ...] = ()
+    measured: int = 0
 
     @property
     def complete(self) -> bool:
@@ -70,23 +74,26 @@ class SweepResult:
         result is ``inconclusive`` with that reason.
         """
         if self.grid is None:
-            return self._inconclusive(law, "grid incomplete: no point has finished; "
-                                           + self.missing_summary())
+            return self._inconclusive(law, options, "grid incomplete: no point has finished; "
+                                                    + self.missing_summary())
         try:
             result = law(self.grid, **options)
         except GridError as err:
             reason = f"grid incomplete: {err}"
             if self.missing:
                 reason += f" ({self.missing_summary()})"
-            return self._inconclusive(law, reason)
+            return self._inconclusive(law, options, reason)
         if self.missing:
             result = replace(result, notes=(*result.notes, self.missing_summary()))
         return result
 
-    def _inconclusive(self, law: Callable[..., LawResult], reason: str) -> LawResult:
+    def _inconclusive(self, law: Callable[..., LawResult], options: Mapping[str, Any],
+                      reason: str) -> LawResult:
+        """An inconclusive result that records the options it was asked with (a known deviation
+        is recognised by them, :mod:`thermocheck.deviations`)."""
         return LawResult(law=getattr(law, "__name__", str(law)), protocol=self.spec.protocol,
                          substrate=self.spec.substrate_name, verdict="inconclusive",
-                         reason=reason, d=self.spec.d)
+                         reason=reason, d=self.spec.d, options=options)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary for a report: what was swept, and which points are missing.

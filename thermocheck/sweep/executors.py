@@ -15,14 +15,17 @@ futures over in memory and keeps each worker's imports and compiled kernels warm
 job through submitit.
 
 Every executor reports each shard's status to a :class:`~thermocheck.sweep.progress.Progress` and
-returns one :class:`ShardOutcome` per task, in order; a failed shard never raises.
+returns one :class:`ShardOutcome` per task, in order; a failed shard never raises. Local executors
+also report each batch of points as it reaches the cache (from worker processes through a queue).
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import multiprocessing
 import os
+import queue
 import shutil
 import subprocess
 import traceback
@@ -32,9 +35,12 @@ from typing import Any, Protocol
 
 from thermocheck.errors import InvalidParameterError
 from thermocheck.sweep.progress import Progress, Status
-from thermocheck.sweep.shards import ShardReport, ShardTask
+from thermocheck.sweep.shards import ShardReport, ShardTask, cpu_budget, set_point_hook
 
 __all__ = ["Executor", "LocalExecutor", "ShardOutcome", "visible_gpus"]
+
+#: Seconds between the pool's looks at the workers' stored points.
+_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -78,29 +84,34 @@ def visible_gpus() -> list[str]:
     return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU")]
 
 
-def _cpu_budget() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+#: A worker's queue to the parent's progress bar: ``(task index, points stored)``.
+_stored_queue: Any = None
 
 
-def _init_worker(devices: Any, threads: int) -> None:
-    """Pin a fresh worker to one GPU (when there are some) and to its share of the CPUs.
+def _init_worker(devices: Any, threads: int, stored: Any) -> None:
+    """Pin a fresh worker to one GPU (when there are some) and to its share of the CPUs, and give
+    it the queue of stored points.
 
     Runs before the worker imports torch or numba, which read these variables once.
     """
+    global _stored_queue
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = devices.get()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[var] = str(threads)
+    _stored_queue = stored
 
 
-def _call(task: ShardTask) -> ShardOutcome:
+def _call(task: ShardTask, index: int = 0) -> ShardOutcome:
+    """Run ``task``; in a worker process, its stored points go to the parent's queue."""
+    if _stored_queue is not None:
+        set_point_hook(lambda n: _stored_queue.put((index, n)))
     try:
         return ShardOutcome("done", task())
     except Exception:  # a failed shard is reported, the others go on
         return ShardOutcome("failed", error=traceback.format_exc())
+    finally:
+        set_point_hook(None)
 
 
 @dataclass(frozen=True)
@@ -131,6 +142,7 @@ class LocalExecutor:
             outcomes = []
             for i, task in enumerate(tasks):
                 progress.set(i, "running")
+                set_point_hook(functools.partial(progress.advance, i))
                 outcomes.append(_call(task))
                 progress.set(i, outcomes[-1].status)
             return outcomes
@@ -147,30 +159,42 @@ class LocalExecutor:
             devices = ctx.Queue()
             for gpu in gpus[:workers]:
                 devices.put(gpu)
-        threads = max(1, _cpu_budget() // workers)
+        threads = max(1, cpu_budget() // workers)
+        stored = ctx.Queue()
         outcomes: dict[int, ShardOutcome] = {}
         waiting = list(range(len(tasks)))[::-1]
         running: dict[cf.Future[ShardOutcome], int] = {}
         # Hand a worker one task at a time, so that "running" means running; on an interrupt the
         # tasks in flight finish (their points reach the cache) and no other starts.
         with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                    initargs=(devices, threads)) as pool:
+                                    initargs=(devices, threads, stored)) as pool:
             while waiting or running:
                 while waiting and len(running) < workers:
                     i = waiting.pop()
                     try:
-                        running[pool.submit(_call, tasks[i])] = i
+                        running[pool.submit(_call, tasks[i], i)] = i
                     except cf.process.BrokenProcessPool as err:  # a worker died (killed, OOM)
                         outcomes[i] = ShardOutcome("failed", error=f"worker pool broken: {err}")
                         progress.set(i, "failed")
                         continue
                     progress.set(i, "running")
-                finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                finished, _ = cf.wait(running, timeout=_POLL_S, return_when=cf.FIRST_COMPLETED)
+                _drain(stored, progress)
                 for fut in finished:
                     i = running.pop(fut)
                     outcomes[i] = _pool_outcome(fut)
                     progress.set(i, outcomes[i].status)
         return [outcomes[i] for i in range(len(tasks))]
+
+
+def _drain(stored: Any, progress: Progress) -> None:
+    """Advance ``progress`` by the points the workers have reported stored."""
+    while True:
+        try:
+            index, n = stored.get_nowait()
+        except queue.Empty:
+            return
+        progress.advance(index, n)
 
 
 def _pool_outcome(fut: cf.Future[ShardOutcome]) -> ShardOutcome:

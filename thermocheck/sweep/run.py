@@ -6,6 +6,7 @@ import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, TextIO
 
 from thermocheck.errors import check_choice
@@ -14,9 +15,9 @@ from thermocheck.sweep.cache import ResultsCache
 from thermocheck.sweep.executors import Executor, LocalExecutor
 from thermocheck.sweep.progress import Progress
 from thermocheck.sweep.shards import Runner, ShardTask, SweepSpec, missing_points, split
-from thermocheck.sweep.slurm import SlurmExecutor
+from thermocheck.sweep.slurm import SlurmExecutor, import_submitit
 
-__all__ = ["run_sweep", "run_sweeps"]
+__all__ = ["failures", "run_sweep", "run_sweeps"]
 
 
 def _executor(executor: str | Executor) -> Executor:
@@ -24,6 +25,15 @@ def _executor(executor: str | Executor) -> Executor:
         name = check_choice("executor", executor, ("local", "slurm"))
         return LocalExecutor() if name == "local" else SlurmExecutor()
     return executor
+
+
+def _preflight(executor: Executor, store: ResultsCache) -> None:
+    """Usage errors found before any work: a cache folder that cannot take files
+    (:class:`~thermocheck.errors.InvalidParameterError`), an executor whose optional dependency is
+    missing (:class:`~thermocheck.errors.MissingDependencyError`)."""
+    store.check_writable()
+    if isinstance(executor, SlurmExecutor):
+        import_submitit()
 
 
 def _parallelism(executor: Executor) -> int:
@@ -63,14 +73,23 @@ def run_sweeps(
         Most points per shard. None: each grid is cut into as many shards as the executor runs at
         once (local workers, or Slurm's array parallelism).
     progress
-        Progress lines on standard error (True), nowhere (False), or on the given stream.
+        A progress bar of the points on standard error (True), nowhere (False), or on the given
+        stream; not on a terminal, a line at the start and one at the end instead of the bar.
 
     Returns
     -------
     list of SweepResult
         One per spec, assembled from the cache: the finished states, the points still missing
-        (a shard failed or was cancelled), and the failed shards' errors. A rerun measures only
-        the missing points; that is how a cancelled sweep resumes.
+        (a shard failed or was cancelled), the failed shards' errors, and how many points this
+        run measured. A rerun measures only the missing points; that is how a cancelled or
+        killed sweep resumes (each batch of points is stored as it ends). Concurrent runs on one
+        cache share the work: a point another run is measuring is waited for, not measured again.
+
+    Raises
+    ------
+    InvalidParameterError, MissingDependencyError
+        Before any work: the cache folder cannot take files, or the executor's optional
+        dependency (submitit for Slurm) is not installed.
 
     Notes
     -----
@@ -80,8 +99,10 @@ def run_sweeps(
     ex = _executor(executor)
     stream = sys.stderr if progress is True else (progress or None)
     store = cache if isinstance(cache, ResultsCache) else ResultsCache(cache)
+    _preflight(ex, store)
     tasks: list[ShardTask] = []
     owners: list[int] = []
+    todos: list[int] = []
     cached = total = 0
     for n, spec in enumerate(specs):
         points = len(spec.points())
@@ -93,20 +114,34 @@ def run_sweeps(
             if todo:
                 tasks.append(ShardTask(shard, str(store.root), force))
                 owners.append(n)
+                todos.append(todo)
     if stream is not None:
         print(f"sweep: {len(specs)} grid(s), {total} points, {cached} cached in {store.root}; "
               f"{total - cached} to measure in {len(tasks)} shard(s) on {ex.name}",
               file=stream, flush=True)
-    outcomes = ex.run(tasks, Progress(len(tasks), ex.name, stream)) if tasks else []
+    outcomes = []
+    if tasks:
+        with Progress(todos, ex.name, stream) as bar:
+            outcomes = ex.run(tasks, bar)
     errors: list[list[str]] = [[] for _ in specs]
+    measured = [0 for _ in specs]
     for owner, outcome in zip(owners, outcomes, strict=True):
+        measured[owner] += outcome.report.computed if outcome.report is not None else 0
         if outcome.status == "failed":
             errors[owner].append(outcome.error)
             if stream is not None:
                 last = outcome.error.strip().splitlines()[-1:] or ["(no message)"]
                 print(f"sweep: a shard of {specs[owner].describe()} failed: {last[0]}",
                       file=stream, flush=True)
-    return [assemble(spec, store, tuple(errs)) for spec, errs in zip(specs, errors, strict=True)]
+    return [replace(assemble(spec, store, tuple(errs)), measured=count)
+            for spec, errs, count in zip(specs, errors, measured, strict=True)]
+
+
+def failures(sweeps: Sequence[SweepResult]) -> list[str]:
+    """Every shard failure of ``sweeps`` (a crashed worker, a job that vanished), each prefixed
+    with the grid it belongs to: the environment errors of the run."""
+    return [f"a shard of {done.spec.describe()} failed: {err}" for done in sweeps
+            for err in done.errors]
 
 
 def run_sweep(

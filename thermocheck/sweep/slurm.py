@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from thermocheck.errors import ThermocheckError
+from thermocheck.errors import MissingDependencyError
 from thermocheck.sweep.executors import ShardOutcome
 from thermocheck.sweep.progress import Progress
 from thermocheck.sweep.shards import ShardTask
 
-__all__ = ["SlurmExecutor", "SlurmOptions"]
+__all__ = ["SlurmExecutor", "SlurmOptions", "import_submitit"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,19 @@ _RUNNING = {"RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING"}
 _VANISH_GRACE_S = 30.0
 
 
+def import_submitit() -> Any:
+    """The ``submitit`` module; :class:`~thermocheck.errors.MissingDependencyError` (a usage
+    error, found before any work) when it is not installed."""
+    try:
+        import submitit
+    except ImportError:
+        raise MissingDependencyError(
+            "--executor slurm needs submitit, which is not installed: pip install "
+            "'thermocheck[slurm]' (or use --executor local)"
+        ) from None
+    return submitit
+
+
 def _queue_states(job_ids: Sequence[str]) -> dict[str, str] | None:
     """``{job id: Slurm state}`` from squeue, finished jobs included while Slurm keeps them
     (``MinJobAge``); None when squeue does not answer (a busy controller, say).
@@ -104,12 +117,7 @@ class SlurmExecutor:
     name: str = "slurm"
 
     def _executor(self, folder: Path) -> Any:
-        try:
-            import submitit
-        except ImportError:
-            raise ThermocheckError(
-                "the slurm executor needs submitit: pip install 'thermocheck[slurm]'"
-            ) from None
+        submitit = import_submitit()
         opts = self.options
         ex = submitit.SlurmExecutor(folder=Path(opts.folder or folder) / "%j",
                                     max_num_timeout=opts.max_requeues)
