@@ -212,3 +212,24 @@ def test_cli_momentum_usage_errors(argv: list[str], message: str,
         cli.main(argv)
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_every_law_passes_with_momentum_and_fails_on_a_momentum_mutant() -> None:
+    """Fixed ELR, β = 0.9, a 3 × 3 grid of the quick preset's ranges at the equivalent rates:
+    the correct simulator passes every law, and a velocity that is never decayed (v ← v + g + λw)
+    fails every one of them, V3 and the adiabat included (measured: every law failed; the other
+    momentum mutants leave V3 passing, as a constant factor on the step leaves its slopes)."""
+    from thermocheck import presets
+    from thermocheck.simulator import simulate
+
+    axes = presets.get("quick").options("fixed_elr")["grid"]
+    grid = {"elr": np.asarray(axes["elr"])[::2] * (1 - BETA) ** 1.5,
+            "wd": np.asarray(axes["wd"])[::2]}
+    run = {"d": 3, "iterations": 1_000_000, "log_every": 200, "queue_size": 1000,
+           "queue_every": 100, "entropy_every": 50_000, "entropy_logs": 8, "seed": 1,
+           "momentum": BETA}
+    correct = simulate("fixed_elr", grid=grid, **run).grid
+    broken = simulate_mutant("undecayed_velocity", "fixed_elr", grid=grid, **run).grid
+    for name, law in laws.ALL.items():
+        assert law(correct).verdict == "passed", name
+        assert law(broken).verdict == "failed", name
