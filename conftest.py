@@ -35,9 +35,21 @@ def _private_results_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 @pytest.fixture(scope="session")
 def user_model_example() -> ModuleType:
     """``examples/user_model/train.py`` as a module: a user's scale-invariant MLP on digits."""
+    return _example("user_model")
+
+
+@pytest.fixture(scope="session")
+def momentum_resnet_example() -> ModuleType:
+    """``examples/momentum_resnet/train.py`` as a module: a scale-invariant ResNet, SGD momentum."""
+    return _example("momentum_resnet")
+
+
+def _example(name: str) -> ModuleType:
+    """``examples/<name>/train.py`` imported as the module ``<name>_train`` (they run on digits,
+    which needs scikit-learn)."""
     pytest.importorskip("sklearn")
-    path = Path(__file__).resolve().parent / "examples" / "user_model" / "train.py"
-    spec = importlib.util.spec_from_file_location("user_model_train", path)
+    path = Path(__file__).resolve().parent / "examples" / name / "train.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_train", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there

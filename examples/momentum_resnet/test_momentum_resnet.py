@@ -6,9 +6,6 @@ told plain SGD (β = 0) while the loop runs β = 0.9.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -20,16 +17,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def train() -> ModuleType:
-    """``train.py`` beside this file, as a module."""
-    pytest.importorskip("sklearn")
-    path = Path(__file__).resolve().parent / "train.py"
-    spec = importlib.util.spec_from_file_location("momentum_resnet_train", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+def train(momentum_resnet_example: ModuleType) -> ModuleType:
+    """``train.py`` beside this file, as a module (the root conftest loads it)."""
+    return momentum_resnet_example
 
 
 @pytest.fixture(scope="module")
