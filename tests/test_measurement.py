@@ -56,6 +56,18 @@ def test_without_a_loss_the_noise_judges_the_directions() -> None:
     assert got.flags["directions"] is got.flags["noise"] is False
 
 
+def test_a_window_shorter_than_two_known_relaxations_measures_nothing() -> None:
+    """A quiet series passes every test on the window, but a theory that says it decorrelates
+    over more than half the window leaves it out, with the reason; the other series stand."""
+    n = 400
+    series = {"radius": _ar1(n, 6), "loss": _ar1(n, 7, 2.0), "noise": _ar1(n, 8, 3.0)}
+    assert measurement.judge(series, alpha=ALPHA, rtol=RTOL).stationary
+    got = measurement.judge(series, alpha=ALPHA, rtol=RTOL, relaxation={"radius": n / 1.5,
+                                                                        "noise": 1.0})
+    assert got.flags == {"radius": False, "loss": True, "noise": True, "directions": True}
+    assert len(got.reasons) == 1 and "relaxation time" in got.reasons[0]
+
+
 def test_drifting_entropy_estimates_fail_the_directions() -> None:
     n = 400
     series = {"radius": _ar1(n, 6), "loss": _ar1(n, 7, 2.0), "noise": _ar1(n, 8, 3.0)}

@@ -297,7 +297,7 @@ def test_report_embeds_figures(tmp_path: Path, protocol: str) -> None:
         warnings.simplefilter("error")  # a figure that fails to draw warns
         out = write_report([r], tmp_path, grids={protocol: grid})
     data = json.loads((out / "report.json").read_text())
-    kinds = ["thermo", "state_equation", "potential", "entropy"]
+    kinds = ["thermo", "state_equation", "entropy"]
     assert data["figures"] == {protocol: [f"figures/{protocol}-{k}.png" for k in kinds]}
     md = (out / "report.md").read_text()
     for k in kinds:
@@ -312,13 +312,6 @@ def test_figures_need_their_quantities() -> None:
     grid = StateGrid.from_arrays("fixed_lr", 3, 1.0, lr=[0.01, 0.1], wd=[0.1, 0.1])
     for build in figures.FIGURES.values():
         assert build(grid) is None, build.__name__
-
-
-def test_potential_map_finds_exact_minimisers() -> None:
-    grid = vmf_like_grid("fixed_elr", n=5)
-    states = list(grid)
-    best = figures._minimisers(states, sphere=False)
-    assert best == list(range(len(states))), "noise-free VMF states minimise their own G"
 
 
 def test_figure_failure_is_reported_not_fatal(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:

@@ -42,6 +42,29 @@ def test_batch_means_coverage(phi: float) -> None:
     assert 0.90 <= np.mean(covered) <= 0.99
 
 
+def test_a_known_relaxation_time_keeps_a_short_window_honest() -> None:
+    """A window of two relaxation times (AR(1), φ = 1 − 1/500, 1000 values) cannot show how
+    slowly it decorrelates: its own τ_int estimate puts the true mean beyond 3 standard errors in
+    a third of the series. With ``tau_floor = (1 + φ)/(1 − φ)`` the rate is within what a t law
+    with the batches' degrees of freedom allows (Bonferroni-free, binomial 99.9 % bound)."""
+    phi, n_series = 1 - 1 / 500, 200
+    rng = np.random.default_rng(5)
+    series = [ar1(1000, phi, rng) for _ in range(n_series)]
+
+    def beyond_three(floor: float) -> float:
+        fits = [stats.batch_means(x, tau_floor=floor) for x in series]
+        return float(np.mean([abs(bm.mean - 5.0) > 3 * bm.stderr for bm in fits]))
+
+    from scipy import stats as sps
+
+    expected = 2 * sps.t.sf(3, df=stats.MIN_BATCHES - 1)
+    bound = sps.binom.ppf(0.999, n_series, expected) / n_series
+    assert beyond_three(1.0) > bound  # the failure the floor is for
+    assert beyond_three((1 + phi) / (1 - phi)) <= bound
+    with pytest.raises(InvalidParameterError, match="tau_floor"):
+        stats.batch_means(series[0], tau_floor=0.5)
+
+
 def test_batches_exceed_tau_when_the_series_allows() -> None:
     bm = stats.batch_means(ar1(20_000, 0.9, np.random.default_rng(3)))
     assert bm.batches_exceed_tau and 10 <= bm.n_batches <= 30

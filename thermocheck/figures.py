@@ -1,7 +1,8 @@
 """Figures of a measured grid, in the style of the paper's Figures 1, 3 and 4.
 
-Four figures per :class:`~thermocheck.states.StateGrid`, each drawn only when the grid carries the
-quantities it needs (non-stationary states are left out):
+Three figures per :class:`~thermocheck.states.StateGrid`, each drawn only when the grid carries
+the quantities it needs (non-stationary states are left out); each law's verdict has its own
+figure (:mod:`thermocheck.figures_law`, for V2 the fitted minimisers):
 
 ``thermo``
     U, S(ρ) and S against T. On the linear loss ``L(w̄) = 1 + μᵀw̄`` (states with
@@ -10,9 +11,6 @@ quantities it needs (non-stationary states are left out):
 ``state_equation``
     The ideal gas law (V1): measured ``r* = sqrt(E‖w‖²)`` (fixed sphere: measured ``λ_eff``)
     against its SDE prediction and its discretization-corrected one (Appendix G), log-log.
-``potential``
-    Potential minimisation (V2): for each state, the grid steps to the state that minimises
-    ``G = U − T S + p V`` at that state's (T, p) (fixed sphere: ``F = U − T S`` along each radius).
 ``entropy``
     S against the logarithm of each hyperparameter, with reference slopes (Maxwell relations and
     the low-temperature VMF model).
@@ -39,8 +37,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["FIGURES", "FigureFile", "draw", "entropy_figure", "potential_figure",
-           "state_equation_figure", "thermo_figure"]
+__all__ = ["FIGURES", "FigureFile", "draw", "entropy_figure", "state_equation_figure",
+           "thermo_figure"]
 
 #: Axis labels of the hyperparameters, with their symbols.
 LABELS = {"lr": "η (learning rate)", "wd": "λ (weight decay)",
@@ -78,10 +76,22 @@ def _column(states: list[State], name: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array([e.value for e in estimates]), np.array([e.stderr for e in estimates])
 
 
-def _new_figure(ncols: int) -> Figure:
-    from matplotlib.figure import Figure
+#: Margins of every figure, in inches: tick labels and an axis label on the left and at the bottom,
+#: a title of up to two lines on top, a y label between panels. Fixed margins, not constrained
+#: layout, which measures every text once more before drawing it: half the time of a savefig.
+_LEFT, _RIGHT, _BOTTOM, _TOP, _GAP = 0.8, 0.25, 0.6, 0.7, 1.1
 
-    return Figure(figsize=(4.6 * ncols + 0.8, 4.2), layout="constrained")
+
+def _new_figure(ncols: int) -> Figure:
+    """A figure of ``ncols`` panels side by side, 4.2 inches high, with the fixed margins above
+    (a colour bar takes its room from the panels)."""
+    from matplotlib.figure import Figure, SubplotParams
+
+    width, height = 4.6 * ncols + 0.8, 4.2
+    panel = (width - _LEFT - _RIGHT - (ncols - 1) * _GAP) / ncols
+    return Figure(figsize=(width, height), subplotpars=SubplotParams(
+        left=_LEFT / width, right=1 - _RIGHT / width, bottom=_BOTTOM / height,
+        top=1 - _TOP / height, wspace=_GAP / panel))
 
 
 def _colour_by(fig: Figure, axes: Axes | list[Axes], states: list[State], axis: str
@@ -264,81 +274,6 @@ def state_equation_figure(grid: StateGrid) -> _Drawn | None:
     return _Drawn(fig, title, caption)
 
 
-# -- potential minimisation (V2) ------------------------------------------------------------------
-def _minimisers(states: list[State], sphere: bool) -> list[int]:
-    """For each state j, the index of the state minimising G_i = U_i − T_j S_i + p_j V_i over the
-    grid (fixed sphere: F_i = U_i − T_j S_i over the states of the same radius)."""
-    U = _column(states, "loss")[0]
-    S = np.array([s.entropy.value for s in states])
-    V = np.array([s.volume.value for s in states])
-    out = []
-    for s in states:
-        if sphere:
-            same = np.array([math.isclose(o.hyperparameters["radius"],
-                                          s.hyperparameters["radius"], rel_tol=1e-9)
-                             for o in states])
-            potential = np.where(same, U - s.temperature * S, np.inf)
-        else:
-            potential = U - s.temperature * S + s.pressure * V
-        out.append(int(np.argmin(potential)))
-    return out
-
-
-def potential_figure(grid: StateGrid) -> _Drawn | None:
-    """Heat map of the grid: colour = grid steps from each state to the minimiser of its G (F)."""
-    sphere = grid.protocol == "fixed_sphere"
-    states = _states(grid, "loss", "sphere_entropy", *(() if sphere else ("sq_norm",)))
-    if states is None or not all(s.energy_is_loss for s in states):
-        return None
-    if not sphere and not all(s.mean_radius is not None for s in states):
-        return None
-    from matplotlib import colormaps
-    from matplotlib.lines import Line2D
-
-    xname, yname = grid.axes
-    xs, ys = grid.axis_values()
-    ix = [int(np.searchsorted(xs, getattr(s, xname))) for s in states]
-    iy = [int(np.searchsorted(ys, getattr(s, yname))) for s in states]
-    best = _minimisers(states, sphere)
-    steps = np.full((ys.size, xs.size), np.nan)
-    for j, a in enumerate(best):
-        steps[iy[j], ix[j]] = max(abs(ix[j] - ix[a]), abs(iy[j] - iy[a]))
-    fig = _new_figure(1)
-    ax = fig.subplots()
-    vmax = max(1, int(np.nanmax(steps)))
-    image = ax.imshow(steps, origin="lower", cmap=colormaps["magma_r"].resampled(vmax + 1),
-                      vmin=-0.5, vmax=vmax + 0.5, aspect="auto")
-    bar = fig.colorbar(image, ax=ax)
-    bar.set_label("grid steps to the minimiser (0: the law holds)")
-    bar.set_ticks(list(range(vmax + 1)))
-    for j, a in enumerate(best):
-        if a != j:
-            ax.annotate("", xy=(ix[a], iy[a]), xytext=(ix[j], iy[j]),
-                        arrowprops={"arrowstyle": "->", "color": "tab:cyan", "lw": 0.9})
-    for values, setter, labels in ((xs, ax.set_xticks, ax.set_xticklabels),
-                                   (ys, ax.set_yticks, ax.set_yticklabels)):
-        ticks = np.unique(np.linspace(0, values.size - 1, min(values.size, 7)).round().astype(int))
-        setter(ticks)
-        labels([f"{values[t]:.2g}" for t in ticks])
-    ax.set_xlabel(LABELS[xname])
-    ax.set_ylabel(LABELS[yname])
-    potential = "F = U − T S" if sphere else "G = U − T S + p V"
-    arrow = Line2D([], [], color="tab:cyan", marker=">",
-                   label=f"arrow: state → minimiser of its own {potential.split()[0]}")
-    fig.legend(handles=[arrow], fontsize=8, loc="outside lower center")
-    what = "along each radius " if sphere else ""
-    title = (f"Potential minimisation (V2), {_title(grid)}: each state should minimise "
-             f"{potential} {what}at its own T{'' if sphere else ', p'}")
-    _suptitle(fig, title)
-    caption = (f"For every stationary state j, {potential} of every state i is evaluated at j's "
-               f"temperature{'' if sphere else ' and pressure'} "
-               f"({'over the states of the same radius' if sphere else 'over the whole grid'}); "
-               "the colour is the distance, in grid steps, from j to the minimiser, and an arrow "
-               "points from j to it. Exact argmins are shown; the law's verdict allows a few "
-               "standard errors (docs/decisions.md).")
-    return _Drawn(fig, title, caption)
-
-
 # -- entropy against the hyperparameters (V3) -----------------------------------------------------
 def _reference_slopes(protocol: str, d: int) -> tuple[tuple[float, str], tuple[float, str]]:
     """dS/d log x at fixed y and dS/d log y at fixed x, with where each comes from."""
@@ -434,7 +369,6 @@ def noise_figure(grid: StateGrid) -> _Drawn | None:
 FIGURES: dict[str, Callable[[StateGrid], _Drawn | None]] = {
     "thermo": thermo_figure,
     "state_equation": state_equation_figure,
-    "potential": potential_figure,
     "entropy": entropy_figure,
     "noise": noise_figure,
 }

@@ -109,18 +109,19 @@ def deviation_figure(r: LawResult) -> tuple[Figure, str, str] | None:
     steps = np.diff(np.unique(np.log10(x)))
     spread = 0.3 * float(steps.min()) if steps.size else 0.0
     offset = 10 ** (spread * (norm(second) - 0.5))
-    for (p, _), xi, c, off in zip(placed, x, second, offset, strict=True):
-        divisor = point_units(p, r.law)[0]
-        dev = factor * p["residual"] / divisor
-        band = factor * p["tolerance"] / divisor
-        err = factor * p["stderr"] / divisor
-        one_sided = bool(p.get("one_sided"))
-        colour = cm.viridis(norm(c))
-        ax.vlines(xi * off, -band if not one_sided else dev - band, band, colors=[colour],
-                  lw=5, alpha=0.18, zorder=1)
-        bad = p.get("ok") is False
-        ax.errorbar(xi * off, dev, yerr=err, fmt="x" if bad else "o", ms=5 if bad else 3,
-                    color=_OUTSIDE if bad else colour, lw=0.8, zorder=3)
+    # one artist per kind of mark, not per point: a paper grid has hundreds of points
+    scale = factor / np.array([point_units(p, r.law)[0] for p, _ in placed])
+    dev, band, err = (scale * np.array([p[key] for p, _ in placed], dtype=float)
+                      for key in ("residual", "tolerance", "stderr"))
+    one_sided = np.array([bool(p.get("one_sided")) for p, _ in placed])
+    bad = np.array([p.get("ok") is False for p, _ in placed])
+    at, colour = x * offset, cm.viridis(norm(second))
+    ax.vlines(at, np.where(one_sided, dev - band, -band), band, colors=colour, lw=5, alpha=0.18,
+              zorder=1)
+    ax.vlines(at, dev - err, dev + err, lw=0.8, zorder=3,
+              colors=np.where(bad[:, None], colors.to_rgba(_OUTSIDE), colour))
+    ax.scatter(at[~bad], dev[~bad], s=9, c=colour[~bad], zorder=3)
+    ax.scatter(at[bad], dev[bad], s=25, marker="x", c=_OUTSIDE, zorder=3)
     ax.axhline(0.0, color="k", lw=1, zorder=2, label="prediction (deviation 0)")
     _log_axis(ax, "x", x)
     ax.set_xlabel(LABELS.get(along, along))
@@ -164,7 +165,10 @@ def ratios_figure(r: LawResult) -> tuple[Figure, str, str] | None:
         ax.plot([p["expected"]] * 2, [y - 0.3, y + 0.3], "k-", lw=1.5, zorder=2)
         ax.errorbar(p["observed"], y, xerr=p["stderr"], fmt="x" if bad else "o", ms=6,
                     color=_OUTSIDE if bad else "tab:blue", capsize=3, zorder=3)
-    ax.set_yticks(ys, [str(p["quantity"]) for p in points])
+    labels = [str(p["quantity"]) for p in points]
+    ax.set_yticks(ys, labels)
+    # room for the longest tick label (about 0.08 inch a character at the default size)
+    fig.subplots_adjust(left=(0.3 + 0.08 * max(map(len, labels))) / fig.get_figwidth())
     ax.set_xlabel("fitted coefficient ratio (Eq. 34, divided by R)")
     title = f"{_title(r)}: fitted ratios should sit on their predictions (black)"
     _suptitle(fig, title)
@@ -179,6 +183,7 @@ def ratios_figure(r: LawResult) -> tuple[Figure, str, str] | None:
 def minimiser_figure(r: LawResult) -> tuple[Figure, str, str] | None:
     """Each point's fitted minimiser offset with its band, on the grid of indices (module
     docstring); None without fitted minimisers."""
+    from matplotlib.collections import LineCollection, PatchCollection
     from matplotlib.patches import Rectangle
 
     axes = theory.AXES.get(r.protocol)
@@ -194,22 +199,27 @@ def minimiser_figure(r: LawResult) -> tuple[Figure, str, str] | None:
         by_point.setdefault(key, []).append(p)  # type: ignore[arg-type]
     fig = _new_figure(1)
     ax = fig.subplots()
+    boxes, arrows, tips, colours = [], [], [], []  # one artist per kind of mark
     for (i, j), parts in by_point.items():
         offset, band = [0.0, 0.0], [0.0, 0.0]
         for p in parts:
             k = 0 if str(p["quantity"]).endswith(f"{axes[0]} (steps)") else 1
             offset[k], band[k] = float(p["observed"]), float(p["tolerance"])
-        bad = any(p.get("ok") is False for p in parts)
-        colour = _OUTSIDE if bad else "tab:green"
         height = band[1] if band[1] > 0 else 0.15
-        ax.add_patch(Rectangle((i - band[0], j - height), 2 * band[0], 2 * height,
-                               facecolor=colour, alpha=0.12, edgecolor=colour, lw=0.5))
-        ax.plot([i, i + offset[0]], [j, j + offset[1]], "-", color=colour, lw=0.8)
-        ax.plot(i + offset[0], j + offset[1], "o", color=colour, ms=3)
+        boxes.append(Rectangle((i - band[0], j - height), 2 * band[0], 2 * height))
+        arrows.append([(i, j), (i + offset[0], j + offset[1])])
+        tips.append(arrows[-1][1])
+        colours.append(_OUTSIDE if any(p.get("ok") is False for p in parts) else "tab:green")
+    ax.add_collection(PatchCollection(boxes, facecolors=colours, edgecolors=colours, alpha=0.12,
+                                      lw=0.5))
+    ax.add_collection(LineCollection(arrows, colors=colours, lw=0.8))
+    ax.scatter(*np.transpose(tips), s=9, c=colours)
     pointwise = [p for p in _compared(r) if p.get("method") == "pointwise"]
-    for p in pointwise:
-        i, j = (int(np.searchsorted(v, float(p[a]))) for v, a in zip(values, axes, strict=True))
-        ax.plot(i, j, "s", mfc="none", color=_OUTSIDE if p.get("ok") is False else "0.4", ms=4)
+    if pointwise:
+        ij = [[int(np.searchsorted(v, float(p[a]))) for v, a in zip(values, axes, strict=True)]
+              for p in pointwise]
+        ax.scatter(*np.transpose(ij), s=16, marker="s", facecolors="none",
+                   edgecolors=[_OUTSIDE if p.get("ok") is False else "0.4" for p in pointwise])
     for v, set_ticks in ((values[0], ax.set_xticks), (values[1], ax.set_yticks)):
         ticks = np.unique(np.linspace(0, v.size - 1, min(v.size, 7)).round().astype(int))
         set_ticks(ticks, [f"{v[t]:.2g}" for t in ticks])

@@ -12,7 +12,10 @@ of entropy estimates. Both the simulator (:mod:`thermocheck.simulator.measure`) 
   drift (a slope test, run when there are at least ``MIN_BATCHES`` of them). The window starts
   after the ``burn_in`` fraction and after the MSER-5 truncation of every stationary series (of
   every series when none is); when that leaves fewer than ``MIN_BATCHES`` logs, after the burn-in
-  alone. Fewer than ``MIN_LOGS`` logs are too short to judge.
+  alone. Fewer than ``MIN_LOGS`` logs are too short to judge. A series whose autocorrelation time
+  ``τ_int`` is known from the substrate's theory (``relaxation``) is not stationary either when the
+  window holds fewer than ``MIN_RELAXATIONS`` of them: its mean is then one stretch of a slow
+  fluctuation, not a measurement of the stationary mean, and no test on the window can tell.
 * :func:`window_estimate`: a quantity's mean over the window with its batch-means standard error
   (:func:`thermocheck.stats.batch_means`; successive logs of one chain are autocorrelated), the
   number of batches as ``n``.
@@ -40,7 +43,11 @@ from thermocheck.stats import (
     drift_test,
 )
 
-__all__ = ["Judgement", "entropy_estimate", "judge", "window_estimate"]
+__all__ = ["MIN_RELAXATIONS", "Judgement", "entropy_estimate", "judge", "window_estimate"]
+
+#: Autocorrelation times a window must hold for its mean to measure a series (2: the effective
+#: sample size ``n/τ_int`` leaves at least one degree of freedom for its error, ``τ s²/(n − τ)``).
+MIN_RELAXATIONS = 2.0
 
 
 @dataclass(frozen=True)
@@ -76,10 +83,12 @@ class Judgement:
 
 
 def judge(series: Mapping[str, np.ndarray], *, alpha: float, rtol: float, burn_in: float = 0.0,
-          entropy_logs: np.ndarray | None = None) -> Judgement:
+          entropy_logs: np.ndarray | None = None,
+          relaxation: Mapping[str, float] | None = None) -> Judgement:
     """Judge the logged ``series`` (name → 1-d array of block means, one length) of one chain and
     place its stationary window (module docstring). Series holding a non-finite value are not
-    judged. ``burn_in`` is the fraction of the logs always left out, in [0, 1)."""
+    judged. ``burn_in`` is the fraction of the logs always left out, in [0, 1). ``relaxation``
+    maps a series to its ``τ_int`` in logs as the theory knows it (a lower bound)."""
     n = len(next(iter(series.values())))
     burn = int(burn_in * n)
     if n < MIN_LOGS:
@@ -108,6 +117,12 @@ def judge(series: Mapping[str, np.ndarray], *, alpha: float, rtol: float, burn_i
     start = max([burn, *(cuts or [v.start for v in verdicts.values()])])
     if n - start < MIN_BATCHES:
         start = burn
+    for name, tau in (relaxation or {}).items():
+        if flags.get(name) and n - start < MIN_RELAXATIONS * tau:
+            flags[name] = False
+            reasons.append(f"{name}: the window of {n - start} logs holds fewer than "
+                           f"{MIN_RELAXATIONS:g} autocorrelation times of {tau:.4g} logs (the "
+                           "theory's relaxation time): run longer")
     return Judgement(start, flags, reasons, details)
 
 

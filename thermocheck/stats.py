@@ -125,18 +125,27 @@ class BatchMeans:
         return self.batch_length >= BATCH_TAUS * self.tau
 
 
-def batch_means(x: Any) -> BatchMeans:
+def batch_means(x: Any, *, tau_floor: float = 1.0) -> BatchMeans:
     """Mean and standard error of an autocorrelated series by batch means.
 
-    ``stderr = max(sd(batch means)/√b, sqrt(τ_int s²/n))`` with ``b`` batches of length at least
-    ``5 τ_int`` where the series allows, ``10 ≤ b ≤ 30``.
+    ``stderr = max(sd(batch means)/√b, sqrt(τ_int s²/(n − τ_int)))`` with ``b`` batches of length
+    at least ``5 τ_int`` where the series allows, ``10 ≤ b ≤ 30``. The ``n − τ_int`` corrects the
+    sample variance's own shortfall, ``E s² ≈ σ² (1 − τ_int/n)`` (it is measured around the
+    window's mean); a window shorter than ``2 τ_int`` hardly measures anything
+    (``thermocheck.measurement.MIN_RELAXATIONS``), and under ``τ_int + 1`` the divisor stays 1.
+
+    ``tau_floor`` is a lower bound on ``τ_int`` known from outside the series (a substrate's
+    theory of its own relaxation): no estimate from the series can see a correlation longer than
+    the series itself, so a window that holds only a few relaxation times reads ``τ_int`` — and the
+    error — far too small. ``τ_int = max(estimate, tau_floor)``.
     """
     x = _series("x", x, min_length=MIN_BATCHES)
-    tau = integrated_autocorr_time(x)
+    tau = max(integrated_autocorr_time(x), float(check_in_range("tau_floor", tau_floor, 1.0,
+                                                                  math.inf)))
     b = _batch_count(x.size, tau)
     means = _batches(x, b)
     bm = float(np.std(means, ddof=1) / math.sqrt(b))
-    iat = math.sqrt(tau * float(np.var(x, ddof=1)) / x.size)
+    iat = math.sqrt(tau * float(np.var(x, ddof=1)) / max(x.size - tau, 1.0))
     return BatchMeans(float(x.mean()), max(bm, iat), b, x.size // b, tau)
 
 

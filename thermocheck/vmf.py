@@ -89,7 +89,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import gammaln
 
 from thermocheck.errors import (
     InvalidParameterError,
@@ -597,6 +596,8 @@ def entropy_uniform(d: ArrayLike) -> FloatOrArray:
     InvalidParameterError
         If ``d`` is not an integer ≥ 2.
     """
+    from scipy.special import gammaln  # here: scipy.special would double `import thermocheck.laws`
+
     dim = np.asarray(check_dimension(d), dtype=np.float64)
     value = math.log(2.0) + 0.5 * dim * math.log(math.pi) - gammaln(0.5 * dim)
     return float(value) if dim.ndim == 0 else value

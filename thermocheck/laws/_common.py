@@ -21,13 +21,13 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn, TypeAlias
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import ndtr, ndtri, stdtrit
 
 from thermocheck import theory
 from thermocheck.errors import GridError, check_in_range, check_positive
@@ -243,9 +243,12 @@ def stencil(t: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # -- statistics ----------------------------------------------------------------------------------
+_STANDARD_NORMAL = statistics.NormalDist()
+
+
 def z_two_sided(alpha: float, n: int) -> float:
     """``z = Φ⁻¹(1 − α / (2n))``: Bonferroni over ``n`` two-sided tests at family-wise rate α."""
-    return float(ndtri(1 - alpha / (2 * max(n, 1))))
+    return _STANDARD_NORMAL.inv_cdf(1 - alpha / (2 * max(n, 1)))
 
 
 def student_z(z: float, dof: float | None) -> float:
@@ -258,7 +261,9 @@ def student_z(z: float, dof: float | None) -> float:
     ``z``."""
     if dof is None or not math.isfinite(dof):
         return z
-    return float(stdtrit(max(dof, 1.0), ndtr(z)))
+    from scipy.special import stdtrit  # imported here: scipy.special doubles the laws' import
+
+    return float(stdtrit(max(dof, 1.0), 0.5 * math.erfc(-z / math.sqrt(2.0))))
 
 
 def welch_dof(parts: Iterable[tuple[float, float | None]]) -> float | None:
@@ -282,7 +287,7 @@ def estimate_dof(estimate: Estimate | None) -> float | None:
 
 def z_one_sided(alpha: float, n: int) -> float:
     """``k = Φ⁻¹(1 − α / n)``: Bonferroni over ``n`` one-sided tests at family-wise rate α."""
-    return float(ndtri(1 - alpha / max(n, 1)))
+    return _STANDARD_NORMAL.inv_cdf(1 - alpha / max(n, 1))
 
 
 def propagate(

@@ -424,6 +424,7 @@ def run_simulation(
     with _progress(progress, n["iterations"], protocol) as report:
         entropy, lag, timings = _run(engine, n["iterations"], times, report)
     axes = theory.AXES[protocol]
+    radial = _radial_relaxation(protocol, x, y, d=d, sigma=sigma, optimizer=claimed)
     extra = {**loss.describe(d), "seed": n["seed"], "sigma": sigma,
              "iterations": n["iterations"], **({"mutant": mutant} if mutant else {})}
     measured = [
@@ -436,7 +437,7 @@ def run_simulation(
                            **({"entropy_queue": _queue_info(tau[m], spacing[m], used[m], lag[m],
                                                             decorrelation)}
                               if times.size else {})},
-                    alpha=alpha, rtol=rtol)
+                    alpha=alpha, rtol=rtol, radial_relaxation=float(radial[m]))
         for m in range(x.size)
     ]
     timings["total_s"] = time.perf_counter() - t_start
@@ -488,6 +489,22 @@ def _relaxation(protocol: str, x: np.ndarray, y: np.ndarray, *, d: int, sigma: f
         return 1.0 / (x * y)
     rates = x * momentum_factor(optimizer["momentum"])
     return relaxation_steps(protocol, rates, y, d=d, sigma=sigma, curvature=curvature)
+
+
+def _radial_relaxation(protocol: str, x: np.ndarray, y: np.ndarray, *, d: int, sigma: float,
+                       optimizer: Mapping[str, Any]) -> np.ndarray:
+    """The radius's relaxation time in iterations near its stationary value (module docstring):
+    ``1/(4ηλ)`` under fixed LR, ``1/(η_eff² σ² (d − 1))`` under fixed ELR (the loss's gradient
+    only speeds it up, so this does not underestimate it), 0 on the fixed sphere. SGD momentum β
+    acts as the rate ``η/(1 − β)``; AdamW's decoupled decay relaxes ``‖w‖²`` at ``2ηλ``."""
+    if protocol == "fixed_sphere":
+        return np.zeros_like(x)
+    if optimizer["name"] == "adamw":
+        return 1.0 / (2.0 * x * y)
+    rates = x * momentum_factor(optimizer["momentum"])
+    if protocol == "fixed_lr":
+        return 1.0 / (4.0 * rates * y)
+    return 1.0 / (rates**2 * sigma**2 * (d - 1))
 
 
 def _run(engine: Engine, iterations: int, times: np.ndarray,

@@ -49,6 +49,9 @@ _COLUMN = {name: i for i, name in enumerate(QUANTITIES)}
 _STATE_FIELDS = {"loss": "loss", "radius": "mean_radius", "sq_norm": "sq_norm",
                  "grad_sq": "grad_sq", "lambda_eff": "lambda_eff", "norm_balance": "norm_balance"}
 _EXTRA_FIELDS = {"sigma2": "sigma2_measured", "g_sq": "g_sq"}
+#: Kernel quantities that move with the radius, whose autocorrelation lasts as long as the
+#: radius's relaxation (the loss and ‖∇L(w̄)‖² depend on the direction alone).
+_RADIAL = frozenset(QUANTITIES) - {"loss", "grad_sq"}
 #: What rows 5–6 hold for AdamW (kernel quantity → ``extra`` key), instead of their SGD fields.
 _ADAMW_FIELDS = {"lambda_eff": "angular_update", "norm_balance": "update_sq"}
 
@@ -61,10 +64,15 @@ def point_state(
     *, protocol: str, d: int, hyperparameters: dict[str, float], sigma2: float,
     series: np.ndarray, entropy_logs: np.ndarray | None, diverged_at: int, log_every: int,
     extra: dict[str, Any], alpha: float, rtol: float, optimizer: dict[str, Any] | None = None,
+    radial_relaxation: float = 0.0,
 ) -> tuple[State, Stationarity | None]:
     """The state of one point from its block-mean ``series[n_logs, Q]`` and entropy logs.
 
     ``optimizer`` is the claimed optimizer record (``State.optimizer``; None: plain SGD).
+    ``radial_relaxation`` is the theory's relaxation time of the radius in iterations (0: none):
+    the quantities that move with the radius take ``τ_int ≥ 2·radial_relaxation/log_every`` logs
+    (an AR(1)'s ``τ_int = (1 + φ)/(1 − φ)``), so that a window of a few relaxation times, whose
+    series cannot show how slowly it decorrelates, gets an honest error.
     ``alpha`` and ``rtol`` go to :func:`assess_stationarity` (and to the entropy's drift test). A
     diverged point (``diverged_at ≥ 0``) gives a diverged state without measurements; the returned
     :class:`~thermocheck.stats.Stationarity` is the verdict over every judged series.
@@ -76,10 +84,13 @@ def point_state(
         return State(**base, stationary=False, diverged=True, extra=extra,
                      reason=f"diverged at iteration {diverged_at}: ‖w‖ left [1e-100, 1e100] "
                             "or became NaN"), None
+    floor = max(1.0, 2.0 * radial_relaxation / log_every)
     judgement = judge({name: series[:, _COLUMN[q]] for name, q in MONITORED.items()},
-                      alpha=alpha, rtol=rtol, entropy_logs=entropy_logs)
+                      alpha=alpha, rtol=rtol, entropy_logs=entropy_logs,
+                      relaxation={name: floor for name, q in MONITORED.items() if q in _RADIAL})
     verdict, flags = judgement.verdict, judgement.flags
-    means = {q: batch_means(series[verdict.start:, _COLUMN[q]]) for q in QUANTITIES}
+    means = {q: batch_means(series[verdict.start:, _COLUMN[q]],
+                            tau_floor=floor if q in _RADIAL else 1.0) for q in QUANTITIES}
     adamw = optimizer is not None and optimizer["name"] == "adamw"
     measured: dict[str, Any] = {field: _estimate(means[q]) for q, field in _STATE_FIELDS.items()
                                 if (field, protocol) != ("norm_balance", "fixed_sphere")
