@@ -3,9 +3,11 @@
 ``python -m benchmarks [--quick] [--out-dir benchmarks/results]`` times each path and its peers
 *interleaved*: every repeat runs each contender once, in an order that rotates between repeats, so
 load from other jobs on shared cores falls on all of them alike. Each contender is warmed up once;
-the reported numbers are the median and the range (min, max) over the repeats, and the ratio is
-thermocheck's median over the best peer's median (< 1: thermocheck is faster). Compare ratios, not
-absolute times, across machines or load.
+the reported numbers are the median and the range (min, max) over the repeats. The best peer is
+the one with the smallest median, and the ratio is the median over the repeats of thermocheck's time
+over that peer's time in the same repeat (< 1: thermocheck is faster): two runs a few seconds apart
+see nearly the same load, which a ratio of medians taken at different moments does not. Compare
+ratios, not absolute times, across machines or load.
 
 Paths and peers:
 
@@ -91,7 +93,8 @@ class Comparison:
         stats = {name: _stats(s) for name, s in {"thermocheck": self.ours, **self.peers}.items()}
         best = min(self.peers, key=lambda name: stats[name]["median"])
         return {**asdict(self), "stats": stats, "best_peer": best,
-                "ratio": stats["thermocheck"]["median"] / stats[best]["median"]}
+                "ratio": statistics.median(o / p for o, p in zip(self.ours, self.peers[best],
+                                                                  strict=True))}
 
 
 def _stats(samples: list[float]) -> dict[str, float]:

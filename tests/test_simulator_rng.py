@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from thermocheck.simulator import rng
 from thermocheck.simulator.rng import philox4x32, point_id, standard_normals
 
 pytestmark = pytest.mark.fast
@@ -72,3 +73,29 @@ def test_a_stream_is_a_pure_function_of_seed_and_point() -> None:
     assert np.array_equal(a, standard_normals(seed=3, pid=point_id(0.5, 2.0), n=1000))
     assert np.array_equal(a[:100], standard_normals(seed=3, pid=point_id(0.5, 2.0), n=100))
     assert point_id(0.5, 2.0) != point_id(2.0, 0.5)
+
+
+def test_buffered_normals_are_those_of_a_word_at_a_time_ziggurat() -> None:
+    """A refill turns a buffer of words into normals at once; normal ``j`` must still be the
+    ziggurat of word ``j`` of the main stream, with the rejection sub-stream drawn in the order of
+    ``j``. Checked against the ziggurat run one word at a time in Python over 4096 normals whose
+    draws include rejections in the wedges and one in the tail, and cut at buffer boundaries."""
+    seed, pid, n = 7, point_id(0.01, 0.1), 4096
+    mask = 0xFFFFFFFF
+    expected, rejections, rejected = [], 0, np.uint64(0)
+    for j in range(n):
+        x = [int(v) for v in philox4x32(*(np.uint64(c) for c in (
+            (j // 2) & mask, (j // 2) >> 32, pid & mask, pid >> 32, seed & mask, seed >> 32)))]
+        word = np.uint64(x[0] << 32 | x[1] if j % 2 == 0 else x[2] << 32 | x[3])
+        z, layer, negative, accepted = rng._ziggurat_try(word)
+        if not accepted:
+            rejections += 1
+            z, j_next = rng._ziggurat_rejection(np.uint64(seed), np.uint64(pid), rejected, z,
+                                                layer, negative)
+            rejected = np.uint64(j_next)
+        expected.append(z)
+    assert rejections > 0 and max(abs(z) for z in expected) > 3.6541528853610088
+    normals = standard_normals(seed, pid, n)
+    assert np.array_equal(normals, expected)
+    for m in (1, 63, 64, 65, 129):
+        assert np.array_equal(standard_normals(seed, pid, m), normals[:m])

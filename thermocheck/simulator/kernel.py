@@ -54,12 +54,25 @@ from what it reports shows a non-zero norm-balance mean. Rows 5–6 are computed
 ``‖w − ηg‖ − ‖w‖ = (η²‖g‖² − 2η wᵀg) / (‖w − ηg‖ + ‖w‖)`` and
 ``(1 − ηλ)²‖w‖² − ‖w‖² = ηλ(ηλ − 2)‖w‖²``.
 
-Performance (2-core AMD EPYC, d = 3): 36 ns of CPU per point and step, 17 ns of wall time on 2
-threads; the paper's 289 points × 2·10⁶ steps take 10 s. Two numba details matter: every helper
-of the step is inlined at numba's IR level (``inline="always"``), and the loop over points is a
-``prange`` (``parallel=True``), whose body numba lowers over raw arrays. Otherwise each step pays
-atomic reference-count updates on the arrays it touches: measured on one thread, 88 ns per point
-and step with a plain ``range`` against 33 ns with ``prange``.
+Performance (2-core Xeon, d = 3, the paper's 17 × 17 grid under fixed LR, other jobs keeping the
+load average at 4–5): 36 ns of CPU per point and step on one thread, 1.4× the CPU time numpy's
+SFC64 takes for the step's three normals. On 2 threads the wall time is 1.6–1.7× that of the same
+normals drawn on 2 plain threads (the reference of ``python -m benchmarks --sections simulator``),
+1.4× with ``OMP_WAIT_POLICY=passive``: on a loaded machine OpenMP's spinning workers take the
+cores the working threads need. The step is a chain of dependent latencies (norm, square root,
+division, projections, update), so what matters:
+
+* a thread advances two points together (:func:`advance`), and the processor overlaps their
+  independent chains;
+* a step's loops are fused: the draws with the projections' dot products, then the projections,
+  the measured sums and plain SGD's update in one loop (:func:`_step`); log and queue times are
+  counted down, not divided;
+* the helpers of the plain step are inlined at numba's IR level (``inline="always"``) and the loop
+  over points is a ``prange`` (``parallel=True``), whose body numba lowers over raw arrays.
+  Otherwise each step pays atomic reference-count updates on the arrays it touches (measured on
+  one thread: 88 ns per point and step with a plain ``range`` against 33 ns with ``prange``).
+  Momentum's and AdamW's helpers are called out of line: they pay such updates, but keep the
+  compiled code (and numba's compile time) of the doubled plain step small.
 
 Caching caveat for developers: numba's on-disk cache (``cache=True``) is keyed on this file only.
 The inlined helpers of :mod:`.rng` are compiled into :func:`advance`, so after editing ``rng.py``
@@ -176,17 +189,7 @@ def _builtin_loss(wbar: np.ndarray, loss: KernelLoss, grad: np.ndarray) -> float
     return f
 
 
-@njit(cache=True, inline="always")
-def _tangent(v: np.ndarray, wbar: np.ndarray) -> None:
-    """``v ← P_w̄ v = v − (w̄ᵀv) w̄`` in place."""
-    dot = 0.0
-    for i in range(v.size):
-        dot += v[i] * wbar[i]
-    for i in range(v.size):
-        v[i] -= dot * wbar[i]
-
-
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _momentum_measure(
     wm: np.ndarray, g: np.ndarray, cvel: np.ndarray, r2: float, wg: float, gg: float,
     eta: float, wd: float, dyn: Dynamics, acc: np.ndarray,
@@ -223,7 +226,7 @@ def _momentum_measure(
     acc[5] += inflation * (1.0 - beta) / ((math.sqrt(new_sq) + r) * eta * r)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _momentum_update(
     wm: np.ndarray, g: np.ndarray, vel: np.ndarray, cvel: np.ndarray, real_eta: float,
     wd: float, dyn: Dynamics,
@@ -245,7 +248,7 @@ def _momentum_update(
         wm[i] -= real_eta * (step + lam_out * wm[i])
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _adam_step(
     k: int, wm: np.ndarray, g: np.ndarray, m1: np.ndarray, m2: np.ndarray, r2: float, eta: float,
     wd: float, dyn: Dynamics, acc: np.ndarray,
@@ -288,36 +291,53 @@ def _adam_step(
 @njit(cache=True, inline="always")
 def _step(
     k: int, wm: np.ndarray, wbar: np.ndarray, r2: float, f: float, grad: np.ndarray,
-    noise: np.ndarray, vel: np.ndarray, cvel: np.ndarray, stream: np.ndarray, acc: np.ndarray,
+    noise: np.ndarray, vel: np.ndarray, cvel: np.ndarray, stream: np.ndarray, zbuf: np.ndarray,
+    acc: np.ndarray,
     series: np.ndarray,
     queue: np.ndarray, coef: float, wd: float, radius: float, sigma: float,
-    noise_scale: np.ndarray, dyn: Dynamics, log_every: int, queue_every: int,
+    noise_scale: np.ndarray, dyn: Dynamics, log_every: int, log_row: int, queue_slot: int,
 ) -> None:
     """One update of one point from ``w_k`` (``r2 = ‖w_k‖²``, loss ``f``, ambient ``∇f`` in
-    ``grad``), with its measurements, log and queue bookkeeping. ``noise`` is scratch space;
-    ``vel`` and ``cvel`` are the real and the claimed velocity (used only with momentum), or
-    AdamW's first and second moments."""
+    ``grad``), with its measurements; at ``log_row >= 0`` the block means go to that row of the
+    log, at ``queue_slot >= 0`` the new weights to that slot of the queue. ``noise`` is scratch
+    space; ``vel`` and ``cvel`` are the real and the claimed velocity (used only with momentum), or
+    AdamW's first and second moments; ``zbuf`` is the stream row viewed as float64
+    (:func:`.rng.next_normal`).
+
+    The arithmetic is that of Eq. 24 term by term, in two fused loops: the draws with the dot
+    products of the tangent projections ``P_w̄ v = v − (w̄ᵀv) w̄``, then the projected gradient and
+    noise, ``g = ∇L(w) + ξ``, the sums of the measurements and (plain SGD) the update.
+    Momentum and AdamW update after the loop, from ``g`` (left in ``noise``)."""
     d = wm.size
     r = math.sqrt(r2)
     inv_r = 1.0 / r
-    if dyn.project_grad:
-        _tangent(grad, wbar)
-    grad_sq = 0.0
-    for i in range(d):
-        grad_sq += grad[i] * grad[i]
-        noise[i] = noise_scale[i] * next_normal(stream)
-    if dyn.project_noise:
-        _tangent(noise, wbar)
+    dot_grad = 0.0
+    dot_noise = 0.0
+    for i in range(d):  # the draws, and the dot products of the tangent projections
+        noise[i] = noise_scale[i] * next_normal(stream, zbuf)
+        dot_grad += grad[i] * wbar[i]
+        dot_noise += noise[i] * wbar[i]
     amplitude = sigma * inv_r if dyn.noise_power == 1 else sigma
+    plain = (not dyn.adam and dyn.momentum == 0.0 and dyn.claimed_momentum == 0.0
+             and dyn.decay_in_velocity)
+    real_eta = coef * r2 if dyn.step_power == 2 else coef
+    shrink = 1.0 - real_eta * dyn.wd_factor * wd
+    grad_sq = 0.0
     xi_sq = 0.0
     wg = 0.0
     gg = 0.0
-    for i in range(d):  # noise ← g = ∇L(w) + ξ
-        xi = amplitude * noise[i]
+    for i in range(d):  # noise ← g = ∇L(w) + ξ; plain SGD steps here
+        gi = grad[i] - dot_grad * wbar[i] if dyn.project_grad else grad[i]
+        ni = noise[i] - dot_noise * wbar[i] if dyn.project_noise else noise[i]
+        grad_sq += gi * gi
+        xi = amplitude * ni
         xi_sq += xi * xi
-        noise[i] = grad[i] * inv_r + xi
-        wg += wm[i] * noise[i]
-        gg += noise[i] * noise[i]
+        g = gi * inv_r + xi
+        noise[i] = g
+        wg += wm[i] * g
+        gg += g * g
+        if plain:
+            wm[i] = shrink * wm[i] - real_eta * g
     eta = coef * r2 if dyn.claimed_step_power == 2 else coef
     acc[0] += f
     acc[1] += r
@@ -325,16 +345,12 @@ def _step(
     acc[3] += grad_sq
     acc[4] += r2 * xi_sq / (d - 1)
     acc[7] += gg
-    real_eta = coef * r2 if dyn.step_power == 2 else coef
     if dyn.adam:
         _adam_step(k, wm, noise, vel, cvel, r2, real_eta, wd, dyn, acc)
-    elif dyn.momentum == 0.0 and dyn.claimed_momentum == 0.0 and dyn.decay_in_velocity:
+    elif plain:
         new_sq = r2 - 2.0 * eta * wg + eta * eta * gg
         acc[5] += (eta * eta * gg - 2.0 * eta * wg) / ((math.sqrt(new_sq) + r) * eta * r)
         acc[6] += eta * wd * (eta * wd - 2.0) * r2 + eta * eta * gg
-        shrink = 1.0 - real_eta * dyn.wd_factor * wd
-        for i in range(d):
-            wm[i] = shrink * wm[i] - real_eta * noise[i]
     else:
         _momentum_measure(wm, noise, cvel, r2, wg, gg, eta, wd, dyn, acc)
         _momentum_update(wm, noise, vel, cvel, real_eta, wd, dyn)
@@ -345,15 +361,41 @@ def _step(
         scale = radius / math.sqrt(norm)
         for i in range(d):
             wm[i] *= scale
-    if (k + 1) % log_every == 0:
-        row = (k + 1) // log_every - 1
+    if log_row >= 0:
         for q in range(_Q):
-            series[row, q] = acc[q] / log_every
+            series[log_row, q] = acc[q] / log_every
             acc[q] = 0.0
-    if (k + 1) % queue_every == 0:
-        slot = ((k + 1) // queue_every - 1) % queue.shape[0]
+    if queue_slot >= 0:
         for i in range(d):
-            queue[slot, i] = wm[i]
+            queue[queue_slot, i] = wm[i]
+
+
+@njit(cache=True, inline="always")
+def _iterate(
+    k: int, m: int, wm: np.ndarray, wbar: np.ndarray, grad: np.ndarray, noise: np.ndarray,
+    vm: np.ndarray, cm: np.ndarray, stream: np.ndarray, zbuf: np.ndarray, am: np.ndarray,
+    sm: np.ndarray, qm: np.ndarray, diverged: np.ndarray, coef: np.ndarray, wd: np.ndarray,
+    radius: np.ndarray, sigma: float, noise_scale: np.ndarray, dyn: Dynamics, loss: KernelLoss,
+    values: np.ndarray, log_every: int, log_row: int, queue_every: np.ndarray, queue_left: int,
+) -> int:
+    """Iteration ``k`` of point ``m`` (row views ``wm``, ``vm``, ``cm``, ``stream``, ``am``, ``sm``,
+    ``qm``; scratch ``wbar``, ``grad``, ``noise``); a diverged point is left as it is. Returns the
+    iterations left until the point next queues its weights (``queue_left`` counts down)."""
+    if diverged[m] >= 0:
+        return queue_left
+    r2 = _direction(wm, wbar)
+    if math.isnan(r2):
+        diverged[m] = k
+        return queue_left
+    slot = -1
+    queue_left -= 1
+    if queue_left == 0:
+        queue_left = queue_every[m]
+        slot = ((k + 1) // queue_every[m] - 1) % qm.shape[0]
+    f = values[m] if loss.kind == GIVEN else _builtin_loss(wbar, loss, grad)
+    _step(k, wm, wbar, r2, f, grad, noise, vm, cm, stream, zbuf, am, sm, qm, coef[m], wd[m],
+          radius[m], sigma, noise_scale, dyn, log_every, log_row, slot)
+    return queue_left
 
 
 @njit(cache=True, parallel=True)
@@ -364,7 +406,7 @@ def advance(
     noise_scale: np.ndarray, dyn: Dynamics, loss: KernelLoss, values: np.ndarray,
     grads: np.ndarray, start: int, stop: int, log_every: int, queue_every: np.ndarray,
 ) -> None:
-    """Iterations ``start … stop − 1`` of every point, in parallel over points, in place.
+    """Iterations ``start … stop − 1`` of every point, in parallel over pairs of points, in place.
 
     Arrays: weights ``w[M, d]``, real and claimed velocities ``vel[M, d]``, ``cvel[M, d]``
     (momentum only; zeros otherwise), stream rows, running sums ``acc[M, Q]``, block means
@@ -372,27 +414,44 @@ def advance(
     ``queue_every[m]`` iterations), and ``diverged[M]`` (the iteration
     at which a point left the finite range, −1 while it has not; such a point is not advanced).
     A ``GIVEN`` loss takes ``values[M]`` and ambient gradients ``grads[M, d]`` evaluated by the
-    caller at the current directions (one iteration per call; ``grads`` is overwritten); the
-    built-in losses ignore them.
+    caller at the current directions (one iteration per call); the built-in losses ignore them.
 
-    One compiled function serves both paths: numba compiles it once (5–10 s) and caches it.
+    A thread advances two points together, iteration by iteration (the last point of an odd
+    count alone): one point's step is a chain of dependent latencies (norm, square root,
+    division, projections), and the processor overlaps the two independent chains. A point's
+    arithmetic, and so its trajectory, is the same in any pairing, bit for bit.
+
+    One compiled function serves both paths: numba compiles it once (12 s of CPU on a 2-core
+    Xeon) and caches it.
     """
     d = w.shape[1]
+    points = w.shape[0]
     given = loss.kind == GIVEN
-    for m in prange(w.shape[0]):
-        if diverged[m] >= 0:
-            continue
-        wbar = np.empty(d)
-        noise = np.empty(d)
-        own_grad = np.empty(d)
-        wm, stream, am, sm, qm = w[m], streams[m], acc[m], series[m], queue[m]
-        grad = grads[m] if given else own_grad
+    for p in prange((points + 1) // 2):
+        m0 = 2 * p
+        m1 = min(m0 + 1, points - 1)
+        scratch = np.empty((6, d))
+        grad0 = grads[m0] if given else scratch[0]
+        grad1 = grads[m1] if given else scratch[1]
+        wbar0, wbar1, noise0, noise1 = scratch[2], scratch[3], scratch[4], scratch[5]
+        w0, v0, c0, s0 = w[m0], vel[m0], cvel[m0], streams[m0]
+        w1, v1, c1, s1 = w[m1], vel[m1], cvel[m1], streams[m1]
+        z0, z1 = s0.view(np.float64), s1.view(np.float64)
+        a0, l0, q0 = acc[m0], series[m0], queue[m0]
+        a1, l1, q1 = acc[m1], series[m1], queue[m1]
+        log_left = log_every - start % log_every
+        left0 = queue_every[m0] - start % queue_every[m0]
+        left1 = queue_every[m1] - start % queue_every[m1]
         for k in range(start, stop):
-            r2 = _direction(wm, wbar)
-            if math.isnan(r2):
-                diverged[m] = k
-                break
-            f = values[m] if given else _builtin_loss(wbar, loss, grad)
-            _step(k, wm, wbar, r2, f, grad, noise, vel[m], cvel[m], stream, am, sm, qm, coef[m],
-                  wd[m], radius[m],
-                  sigma, noise_scale, dyn, log_every, queue_every[m])
+            log_row = -1
+            log_left -= 1
+            if log_left == 0:
+                log_left = log_every
+                log_row = (k + 1) // log_every - 1
+            left0 = _iterate(k, m0, w0, wbar0, grad0, noise0, v0, c0, s0, z0, a0, l0, q0,
+                             diverged, coef, wd, radius, sigma, noise_scale, dyn, loss, values,
+                             log_every, log_row, queue_every, left0)
+            if m1 != m0:
+                left1 = _iterate(k, m1, w1, wbar1, grad1, noise1, v1, c1, s1, z1, a1, l1, q1,
+                                 diverged, coef, wd, radius, sigma, noise_scale, dyn, loss,
+                                 values, log_every, log_row, queue_every, left1)
