@@ -387,16 +387,17 @@ def _brute_kth_angles(w: np.ndarray, k: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("n", "d", "block_bytes"), [
-    (600, 40, 2**20),  # 2 tiles a side
+    (600, 80, 2**20),  # 2 tiles a side
     (600, 500, 2**20),  # 2 tiles a side, 2 chunks of coordinates
-    (1500, 20, 64 * 2**20),  # 3 tiles a side
-    (300, 40, 64 * 2**20),  # one tile
+    (1500, 80, 2_000_000),  # 3 tiles a side
+    (300, 80, 64 * 2**20),  # one tile
 ])
 def test_gram_shortlist_computes_each_pair_once_and_finds_the_true_neighbours(
     monkeypatch: pytest.MonkeyPatch, n: int, d: int, block_bytes: int
 ) -> None:
     """The Gram tiles on and above the diagonal cover every unordered pair exactly once, and the
     k-th neighbour angle equals a brute-force float64 reference, on both backends."""
+    assert d > entropy._DIRECT_MAX_DIM  # the Gram shortlist, not a direct pass
     w = np.random.default_rng(n + d).standard_normal((n, d))
     tiles: list[tuple[int, int, int, int]] = []
     original = entropy._NumpyBackend.merge_tile
@@ -424,9 +425,118 @@ def test_gram_shortlist_computes_each_pair_once_and_finds_the_true_neighbours(
     np.testing.assert_allclose(torch_theta, theta, rtol=1e-12)
 
 
-@pytest.mark.parametrize(("d", "k"), [(3, 1), (5, 3), (10, 1), (16, 2)])
+@pytest.mark.parametrize(("d", "k"), [(2, 2), (3, 1), (5, 3), (10, 1), (16, 2), (64, 1)])
 def test_low_dimensional_shortlists_find_the_true_neighbours(d: int, k: int) -> None:
-    """The k-d tree (d <= 6) and the direct pairwise pass (d <= 16) keep only k candidates:
-    their distances are direct differences, so the k-th angle is exact to rounding."""
+    """The slab search (d <= 3), the k-d tree (d <= 6) and the direct pairwise pass (d <= 64)
+    keep only k candidates: their distances are direct differences, so the k-th angle is exact
+    to rounding."""
     w = _vmf_sample(d, 5.0, 800, seed=d + k)
     np.testing.assert_allclose(_neighbour_angles(w, k), _brute_kth_angles(w, k), rtol=1e-7)
+
+
+def _kth_squared_gaps(x: np.ndarray, idx: np.ndarray, k: int) -> np.ndarray:
+    """Each row's k-th smallest squared distance to the rows ``idx`` names (direct differences)."""
+    return np.sort(((x[:, None, :] - x[idx]) ** 2).sum(axis=2), axis=1)[:, k - 1]
+
+
+def _brute_kth_squared_gaps(x: np.ndarray, k: int) -> np.ndarray:
+    gaps = ((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(gaps, np.inf)
+    return np.sort(gaps, axis=1)[:, k - 1]
+
+
+def _awkward_points(kind: str, n: int, m: int, seed: int) -> np.ndarray:
+    """Point sets that stress an exact low-dimensional search: heavy tails, exact ties and
+    duplicates, a slow random walk, a flat axis, and points on a sphere."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, m))
+    if kind == "cauchy":
+        return rng.standard_cauchy((n, m))
+    if kind == "grid":
+        return np.round(2 * x) / 2
+    if kind == "walk":
+        return 1 + np.cumsum(1e-3 * x, axis=0)
+    if kind == "flat":
+        x[:, -1] *= 1e-9
+        return x
+    return x / np.linalg.norm(x, axis=1, keepdims=True) if m > 1 else x
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=st.sampled_from(["gauss", "cauchy", "grid", "walk", "flat", "sphere"]),
+       m=st.integers(1, 3), n=st.integers(2, 300), k=st.integers(1, 5),
+       seed=st.integers(0, 2**16))
+def test_slab_search_finds_the_exact_k_nearest(kind: str, m: int, n: int, k: int,
+                                               seed: int) -> None:
+    """The slab search (up to 3 coordinates) stops on a bound that is exact in floating point,
+    so its k-th distance is the brute-force one for any data, to rounding (it sums the
+    coordinates in its own order)."""
+    k = min(k, n - 1)
+    x = _awkward_points(kind, n, m, seed)
+    idx = entropy._slab_shortlist(entropy._Points(x, entropy._NumpyBackend()), k)
+    assert np.all(idx != np.arange(n)[:, None])
+    assert all(np.unique(row).size == k for row in idx)
+    np.testing.assert_allclose(_kth_squared_gaps(x, idx, k), _brute_kth_squared_gaps(x, k),
+                               rtol=4 * np.finfo(float).eps, atol=0)
+
+
+@pytest.mark.parametrize(("m", "k"), [(5, 1), (12, 3), (40, 2)])
+def test_pairwise_search_finds_the_exact_k_nearest(m: int, k: int) -> None:
+    """The all-pairs pass tests each pair against the larger of its two points' worst kept
+    values first; with exact ties everywhere it still keeps k distinct others at the brute-force
+    k-th distance, to rounding (it sums each squared distance in its own order)."""
+    x = _awkward_points("grid", 500, m, seed=m)
+    idx = entropy._direct_shortlist(entropy._Points(x, entropy._NumpyBackend()), k)
+    assert all(np.unique(row).size == k and i not in row for i, row in enumerate(idx))
+    np.testing.assert_allclose(_kth_squared_gaps(x, idx, k), _brute_kth_squared_gaps(x, k),
+                               rtol=4 * np.finfo(float).eps, atol=0)
+
+
+@pytest.mark.parametrize("sample", ["uniform", "walk", "duplicates"])
+def test_gram_shortlist_refines_only_candidates_that_can_be_kth(sample: str) -> None:
+    """Candidates whose shortlist value exceeds the k-th one by more than twice the derived
+    round-off bound are not refined; the k-th angles and the duplicates found are exactly those
+    of refining all of them. In high dimension about k candidates per point remain."""
+    k, d = 2, 300
+    rng = np.random.default_rng(11)
+    if sample == "walk":
+        w = _random_walk(d, 400, 1e-7, seed=12)
+    else:
+        w = rng.standard_normal((400, d))
+    if sample == "duplicates":
+        w[200:260] = 3.0 * w[:60]
+    points = entropy._directions(w, entropy._NumpyBackend(), entropy._DEFAULT_BLOCK_BYTES)
+    best_idx, needed = entropy._gram_shortlist(points, k, entropy._DEFAULT_BLOCK_BYTES)
+    assert needed[:, :k].all()
+    if sample == "uniform":
+        assert needed.sum() < 1.1 * k * points.n
+    refined = entropy._refine(points, best_idx, needed, geodesic=True, block_bytes=1)
+    full = entropy._refine(points, best_idx, None, geodesic=True, block_bytes=1)
+    np.testing.assert_array_equal(refined[0][:, :k], full[0][:, :k])
+    np.testing.assert_array_equal(refined[1][:, :k], full[1][:, :k])
+    if sample == "duplicates":
+        with pytest.warns(UserWarning, match="60 duplicate directions"):
+            _neighbour_angles(w, k)
+    else:
+        unit = w / np.linalg.norm(w, axis=1, keepdims=True)
+        angles = np.array([2 * np.arctan2(np.linalg.norm(unit - x, axis=1),
+                                          np.linalg.norm(unit + x, axis=1)) for x in unit])
+        np.fill_diagonal(angles, np.inf)
+        np.testing.assert_allclose(_neighbour_angles(w, k), np.sort(angles, axis=1)[:, k - 1],
+                                   rtol=1e-9)
+
+
+@pytest.mark.parametrize(("n", "tiles"), [(1000, 1), (2000, 3), (4000, 6)])
+def test_gram_shortlist_uses_few_tiles(monkeypatch: pytest.MonkeyPatch, n: int,
+                                       tiles: int) -> None:
+    """Each BLAS call costs a thread wake-up, and a diagonal tile ``a aᵀ`` costs half a full one,
+    so the tiles are as few as the merge's cache allows: one up to N = 1024, 3 a side at 4000."""
+    seen: list[tuple[int, int]] = []
+    monkeypatch.setattr(entropy._NumpyBackend, "merge_tile",
+                        lambda self, tile, row0, col0, *args: seen.append((row0, col0)))
+    w = np.random.default_rng(n).standard_normal((n, 80))
+    points = entropy._directions(w, entropy._NumpyBackend(), entropy._DEFAULT_BLOCK_BYTES)
+    entropy._gram_shortlist(points, 1, entropy._DEFAULT_BLOCK_BYTES)
+    assert len(seen) == tiles
+    blocks = len({row0 for row0, _ in seen})
+    assert all(row0 == col0 for row0, col0 in seen[:blocks])  # first: they sum ‖a‖²

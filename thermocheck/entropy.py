@@ -12,8 +12,8 @@ snapshots never leave the GPU. For data on the CPU the NumPy path is the fast on
 cores, torch's CPU row gather and fresh large allocations made forming blocks 5–10 times slower,
 and its intra-op threads stall when the cores are shared. On NumPy input the candidate lists and
 the exact refinement run in compiled loops (:mod:`thermocheck._knn_kernels`, numba), and a few
-coordinates take a k-d tree (up to 6) or a direct pass over all pairs (up to 16) instead of the
-Gram matrix.
+coordinates take an exact slab search (up to 3), a k-d tree (up to 6) or a direct pass over all
+pairs (up to 64) instead of the Gram matrix.
 """
 
 from __future__ import annotations
@@ -46,15 +46,25 @@ _EXTRA_CANDIDATES = 4
 #: moves a direction by a few 1e-16 rad, far below this and far below any real neighbour angle.
 _SAME_DIRECTION_RAD = 1e-13
 _DEFAULT_BLOCK_BYTES = 64 * 2**20
-#: Tiles a side of the Gram shortlist (each pair's product is computed once, so the tiles on and
-#: above the diagonal hold (1 + 1/T)/2 of the full matrix), and the smallest tile side, below
-#: which GEMMs lose efficiency.
+#: Tiles a side of the Gram shortlist, and the smallest tile side. Measured on 2 shared cores
+#: (d = 100 … 10⁴): one tile up to N = 1024 and tiles of 1024 up to N = 3072 beat tiles of 512
+#: by 1.2–1.6× (fewer BLAS calls); at N = 4000, 3 tiles a side beat 2 and 4 by 5–10 % (the
+#: merge of a larger tile leaves the cache).
 _TILES_A_SIDE = 3
-_MIN_TILE = 512
-#: Up to this many coordinates, NumPy input takes a k-d tree shortlist instead of the Gram matrix,
-#: and up to the second a compiled pass over all pairs by direct differences.
+_MIN_TILE = 1024
+#: Points (evenly spaced) whose mean centres the Gram shortlist's points.
+_CENTRE_ROWS = 64
+#: Up to these many coordinates, NumPy input takes an exact slab search, a k-d tree, or a compiled
+#: pass over all pairs by direct differences, instead of the Gram matrix. The pass beat the Gram
+#: shortlist (estimate in ms, 2 shared cores at load 4) at d = 24, N = 1000 (13 against 34),
+#: d = 32, N = 4000 (120 against 200) and d = 64 (19 against 28 at N = 1000, 156 against 190 at
+#: N = 4000), not at d = 100, N = 4000 (336 against 212).
+_SLAB_MAX_DIM = 3
 _KDTREE_MAX_DIM = 6
-_DIRECT_MAX_DIM = 16
+_DIRECT_MAX_DIM = 64
+#: Points per slab of the slab search, times √N (about the slab width that holds a point's
+#: nearest neighbour for two or three coordinates).
+_SLAB_POINTS = 2.0
 
 _CONSTANTS = ("digamma", "paper")
 _SPHERE_METHODS = ("geodesic", "angles", "chord")
@@ -114,8 +124,10 @@ def kl_entropy(
     Notes
     -----
     Neighbours are shortlisted with a Gram matrix of the *centred* rows in float64, piece by piece,
-    and the distances to the ``k + 4`` shortlisted candidates are then recomputed by direct
-    subtraction, so they carry no cancellation error. Cost O(N² m) time, bounded memory.
+    and the distances to those of the ``k + 4`` shortlisted candidates that the shortlist's
+    round-off bound leaves in contention are then recomputed by direct subtraction, so they carry
+    no cancellation error. Up to 64 columns the neighbours are found by direct differences instead.
+    Cost O(N² m) time, bounded memory.
     """
     k = _check_k(k)
     check_choice("constant", constant, _CONSTANTS)
@@ -229,13 +241,21 @@ def sphere_entropy(
     *Why centred float64.* For unit vectors ``‖x − y‖² = 2 − 2x·y`` loses every angle below about
     1.5e-8 rad in float64 (3.5e-4 in float32), and nearest-neighbour angles of concentrated samples
     are that small. Neighbours are therefore shortlisted with a Gram matrix of the directions minus
-    their mean, in float64, built by blocks of rows and chunks of coordinates (bounded memory for
-    N = 4000, d ≈ 10⁵), keeping ``k + 4`` candidates per point; the candidates' angles are then
-    recomputed by direct subtraction as ``θ = 2·atan2(‖x − y‖, ‖x + y‖)``, accurate to a few ulps
-    at any angle. TF32 never applies: every product is float64.
+    (about) their mean, in float64, built by tiles and chunks of coordinates (bounded memory for
+    N = 4000, d ≈ 10⁵), keeping ``k + 4`` candidates per point; the angles of the candidates that
+    a derived bound on the shortlist's round-off leaves in contention are then recomputed by
+    direct subtraction as ``θ = 2·atan2(‖x − y‖, ‖x + y‖)``, accurate to a few ulps at any angle.
+    TF32 never applies: every product is float64. Up to d = 64 (NumPy input) the neighbours are
+    found by direct differences (slab search, k-d tree or all pairs), with no Gram matrix.
 
     *Cost.* O(N² d) time; memory a few ``block_bytes`` beyond the input (measured: +0.33 GB for
     N = 4000, d = 97200, float32). For data on the CPU pass a NumPy array, not a CPU tensor.
+    Measured in two interleaved runs (``python -m benchmarks --sections entropy --repeats 5``
+    and the same contenders in one script; k = 1, uniform directions, 2 shared Xeon cores at
+    load 3.6–4.3), the time over the faster of scikit-learn's brute-force ``NearestNeighbors``
+    and scipy's ``cKDTree`` with the same estimate was, at N = 1000: 0.84–0.87 (d = 3),
+    0.43–0.49 (d = 10), 0.16–0.24 (d = 100), 0.19–0.23 (d = 10³), 0.61–0.73 (d = 10⁴); at
+    N = 4000: 0.60–0.70, 0.61–0.69, 0.72–0.74, 0.63, 0.71–0.72.
     """
     method = check_choice("method", method, _SPHERE_METHODS)
     k = _check_k(k)
@@ -466,8 +486,10 @@ def _row_norms(name: str, t: Any, be: _Backend, block_bytes: int) -> Any:
     buf = be.empty((min(step, n), d))
     norms = be.empty((n,))
     for s in range(0, n, step):
-        block = buf[: min(step, n - s)]
-        block[...] = t[s : s + step]
+        block = t[s : s + step]
+        if block.dtype != buf.dtype:  # float64 rows are read in place
+            block = buf[: min(step, n - s)]
+            block[...] = t[s : s + step]
         norms[s : s + step] = be.xp.sqrt(be.sq_norms(block))
     bad = ~be.xp.isfinite(norms) | (norms == 0)
     if bool(bad.any()):
@@ -544,8 +566,9 @@ class _NumpyBackend:
 
     def merge_tile(self, tile: np.ndarray, row0: int, col0: int, sq_norm: np.ndarray,
                    best: np.ndarray, idx: np.ndarray) -> None:
-        """Merge a Gram tile into the sorted candidate lists ``best``/``idx`` of its rows and
-        columns, in one compiled pass (:func:`thermocheck._knn_kernels.merge_tile`)."""
+        """Merge a Gram tile ``a·b`` into the sorted candidate lists ``best``/``idx`` of its rows
+        and columns, ranked by ``‖b‖² − 2 a·b``, in one compiled pass that also does the
+        scaling (:func:`thermocheck._knn_kernels.merge_tile`)."""
         from thermocheck._knn_kernels import merge_tile
 
         merge_tile(tile, row0, col0, sq_norm, best, idx)
@@ -612,6 +635,7 @@ class _TorchBackend:
     def merge_tile(self, tile: torch.Tensor, row0: int, col0: int, sq_norm: torch.Tensor,
                    best: torch.Tensor, idx: torch.Tensor) -> None:
         """As the NumPy backend's, by ``topk`` over each point's kept and offered candidates."""
+        tile *= -2.0  # exact: a power of two
         rows, cols = tile.shape
         self._merge(tile + sq_norm[None, col0 : col0 + cols], row0, col0, best, idx)
         if row0 != col0:
@@ -849,32 +873,65 @@ def _knn_candidates(
 ) -> tuple[Any, Any]:
     """Exact sorted distances to ``K`` shortlisted neighbours, and their indices.
 
-    Up to :data:`_KDTREE_MAX_DIM` coordinates (NumPy input), a k-d tree gives the ``K = k``
-    nearest by direct differences, and up to :data:`_DIRECT_MAX_DIM` a compiled pass over all
-    pairs does (:func:`_direct_shortlist`). Otherwise ``K = min(k + 4, n − 1)``, shortlisted by the
-    squared distances ``‖a‖² + ‖b‖² − 2 a·b`` of the centred points, in float64. The
-    Gram matrix is built a block of rows at a time (only the columns right of the block's first
-    row: each entry serves both of its points), accumulated over chunks of coordinates, so that
-    every product is a large GEMM and each point is formed about once per block of Gram rows.
-    Refinement: direct subtraction, Euclidean ``‖x − y‖`` or geodesic
-    ``2·atan2(‖x − y‖, ‖x + y‖)``.
+    With NumPy input, the ``K = k`` nearest by direct differences come from a slab search up to
+    :data:`_SLAB_MAX_DIM` coordinates (:func:`_slab_shortlist`), a k-d tree up to
+    :data:`_KDTREE_MAX_DIM` and a compiled pass over all pairs up to :data:`_DIRECT_MAX_DIM`
+    (:func:`_direct_shortlist`). Otherwise ``K = min(k + 4, n − 1)`` are shortlisted by the
+    squared distances ``‖a‖² + ‖b‖² − 2 a·b`` of the centred points, in float64, by tiles of the
+    Gram matrix (:func:`_gram_shortlist`), and only those that can be among the k nearest are
+    refined. Refinement: direct subtraction, Euclidean ``‖x − y‖`` or geodesic
+    ``2·atan2(‖x − y‖, ‖x + y‖)``; ``+inf`` for a candidate left out.
     """
     be = points.be
-    if isinstance(be, _NumpyBackend) and points.dim <= _KDTREE_MAX_DIM:
+    needed = None
+    if isinstance(be, _NumpyBackend) and points.dim <= _SLAB_MAX_DIM:
+        best_idx = _slab_shortlist(points, k)
+    elif isinstance(be, _NumpyBackend) and points.dim <= _KDTREE_MAX_DIM:
         best_idx = _kdtree_shortlist(points, k)
     elif isinstance(be, _NumpyBackend) and points.dim <= _DIRECT_MAX_DIM:
         best_idx = _direct_shortlist(points, k)
     else:
-        best_idx = _gram_shortlist(points, min(k + _EXTRA_CANDIDATES, points.n - 1), block_bytes)
-    return _refine(points, best_idx, geodesic=geodesic, block_bytes=block_bytes)
+        best_idx, needed = _gram_shortlist(points, k, block_bytes)
+    return _refine(points, best_idx, needed, geodesic=geodesic, block_bytes=block_bytes)
+
+
+def _slab_shortlist(points: _Points, k: int) -> np.ndarray:
+    """Indices of the ``k`` nearest other points by an exact slab search (a few coordinates).
+
+    Slabs of ``2√N`` points along the coordinate of largest variance, each sorted along the
+    second largest (:func:`thermocheck._knn_kernels.slab_shortlist`): a point's search stops
+    where the gaps along those two coordinates alone exceed its k-th distance, so it never
+    misses a neighbour, and for uniform directions on S² it computed about 10 distances in 2
+    slabs per point (N = 1000 and 4000): 0.48 and 1.55 ms of CPU against a k-d tree's 0.79 and
+    3.1. Like the tree's, its distances are direct differences, so no extra candidates are
+    needed.
+    """
+    from thermocheck._knn_kernels import slab_shortlist
+
+    n = points.n
+    x = points.fill(np.empty(n * points.dim), slice(0, n))
+    xt = np.ascontiguousarray(x.T)  # coordinates in rows: reductions and sorts run faster
+    columns = np.argsort(-xt.var(axis=1), kind="stable")  # a, b, then the rest
+    slab = math.ceil(_SLAB_POINTS * math.sqrt(n))
+    in_slab = np.empty(n, dtype=np.int64)
+    in_slab[np.argsort(xt[columns[0]])] = np.arange(n) // slab
+    by_b = np.argsort(xt[columns[min(1, points.dim - 1)]])
+    order = by_b[np.argsort(in_slab[by_b], kind="stable")]
+    best = np.full((n, k), math.inf)
+    best_idx = np.zeros((n, k), dtype=np.int64)
+    slab_shortlist(x[order][:, columns], order, slab, best, best_idx)
+    return best_idx
 
 
 def _kdtree_shortlist(points: _Points, n_cand: int) -> np.ndarray:
     """Indices of the ``n_cand`` nearest other points, from a k-d tree (low dimension only).
 
-    In a few dimensions a tree query costs O(N log N) against the Gram matrix's O(N²): at
-    N = 1000 it is 8× faster at d = 3 and 5× at d = 5 (slower from d ≈ 10 on), which makes the
-    simulator's thousands of entropy logs affordable. The tree's distances are direct
+    In a few dimensions a tree query costs O(N log N) against the all-pairs pass's O(N²); from 4
+    coordinates on it also beats the slab search, whose slabs then hold more of the points
+    near each one. Measured (CPU ms, 2 shared cores at load 5, uniform directions) for
+    N = 1000 and 4000: d = 4, tree 0.95 and 4.1, slabs 0.89 and 4.5, all pairs 1.4 and 11.2;
+    d = 5, tree 1.35 and 5.8, slabs 1.8 and 11.3, all pairs 1.8 and 11.8; d = 3, slabs 0.48
+    and 1.55, tree 0.79 and 3.1. The tree's distances are direct
     differences, so its ranking is exact up to ties within a few ulps, which leave the k-th
     distance unchanged: no extra candidates are needed. :func:`_refine` recomputes the
     candidates' distances (geodesic angles) as everywhere else.
@@ -903,75 +960,103 @@ def _direct_shortlist(points: _Points, k: int) -> np.ndarray:
     return best_idx
 
 
-def _gram_shortlist(points: _Points, n_cand: int, block_bytes: int) -> Any:
-    """Indices of the ``n_cand`` nearest other points by centred float64 Gram distances.
+def _gram_shortlist(points: _Points, k: int, block_bytes: int) -> tuple[Any, Any]:
+    """Indices of the ``K = min(k + 4, N − 1)`` nearest other points by centred float64 Gram
+    distances, and which of them can be among the k nearest (the ones to refine).
 
-    The Gram matrix ``−2 a·b`` of the centred points is built by square tiles on and above the
-    diagonal (each accumulated over chunks of coordinates, one GEMM per chunk), so each pair's
-    product is computed once: with 3 tiles a side, 67 % of the full matrix's products (smaller
-    tiles would save more, but each GEMM call costs a thread wake-up, which on shared, loaded
-    cores took tens of milliseconds). Each tile
-    is merged into the candidate lists of its rows and of its columns, ranked by
-    ``‖b‖² − 2 a·b``, the squared distance less the point's own ``‖a‖²``, which does not change
-    its ranking (:meth:`_Backend.merge_tile`).
+    The Gram matrix ``a·b`` of the centred points is built by square tiles on and above the
+    diagonal, each accumulated over chunks of coordinates (one product per chunk), so each
+    pair's product is computed once: a tile on the diagonal is ``a aᵀ``, which BLAS computes as
+    a symmetric rank update at half the cost, so the products total half the full matrix's for
+    any number of tiles. Tiles are therefore few: each call costs a thread wake-up, which on
+    shared, loaded cores took tens of milliseconds. The diagonal tiles come first and also sum
+    each point's ``‖a‖²``. Each tile is merged into the candidate lists of its rows and of its
+    columns, ranked by ``‖b‖² − 2 a·b``, the squared distance less the point's own ``‖a‖²``,
+    which does not change its ranking (:meth:`_Backend.merge_tile`).
+
+    The centre is the mean of at most :data:`_CENTRE_ROWS` evenly spaced points: any centre near
+    the sample's mean keeps the centred norms, hence the round-off of the products, at the scale
+    of the sample's spread, and this one costs a small fraction of a pass over the data.
+
+    A candidate needs its exact distance only if its shortlist value is within ``2δ`` of the
+    k-th smallest one, where ``δ`` (:func:`_shortlist_error`) bounds the round-off of every
+    value: any other candidate is provably farther than the k-th nearest point. In high
+    dimension, where neighbour distances differ by far more than ``δ``, that leaves about k of
+    the K candidates, and the refinement reads that many rows per point instead of K.
     """
     be = points.be
     n, dim = points.n, points.dim
+    n_cand = min(k + _EXTRA_CANDIDATES, n - 1)
     side = max(1, min(math.isqrt(block_bytes // 8), max(_MIN_TILE, -(-n // _TILES_A_SIDE))))
     blocks = [slice(s, min(s + side, n)) for s in range(0, n, side)]
     chunk = max(1, min(dim, block_bytes // (8 * side)))
     buf_a, buf_b = be.empty((side * chunk,)), be.empty((side * chunk,))
 
-    centre = be.full((dim,), 0.0)
-    sq_norm = be.empty((n,))
+    centre = be.empty((dim,))
+    sample = slice(0, n, -(-n // _CENTRE_ROWS))
     for c in range(0, dim, chunk):
         cols = slice(c, min(c + chunk, dim))
-        for b in blocks:
-            centre[cols] += points.fill(buf_a, b, cols).sum(axis=0)
-    centre /= n
-    for b in blocks:
-        sq_norm[b] = 0.0
-        for c in range(0, dim, chunk):
-            cols = slice(c, min(c + chunk, dim))
-            y = points.fill(buf_a, b, cols)
-            y -= centre[cols]
-            sq_norm[b] += be.sq_norms(y)
+        centre[cols] = points.fill(buf_a, sample, cols).mean(axis=0)
 
+    sq_norm = be.full((n,), 0.0)
     tile_buf = be.empty((side * side,))
     best = be.full((n, n_cand), math.inf)
     best_idx = be.asarray(np.zeros((n, n_cand), dtype=np.int64))
-    for i, rows in enumerate(blocks):
-        for cols_of in blocks[i:]:
+    for offset in range(len(blocks)):  # the diagonal tiles first: they complete sq_norm
+        for rows, cols_of in zip(blocks, blocks[offset:], strict=False):
             tile = _shaped(tile_buf, rows.stop - rows.start, cols_of.stop - cols_of.start)
             for c in range(0, dim, chunk):
                 cols = slice(c, min(c + chunk, dim))
                 a = points.fill(buf_a, rows, cols)
                 a -= centre[cols]
-                if cols_of == rows:
+                if offset == 0:
                     b = a
+                    sq_norm[rows] += be.sq_norms(a)
                 else:
                     b = points.fill(buf_b, cols_of, cols)
                     b -= centre[cols]
                 (be.gram_into if c == 0 else be.add_gram)(tile, a, b)
-            tile *= -2.0  # exact: a power of two
             be.merge_tile(tile, rows.start, cols_of.start, sq_norm, best, best_idx)
-    return best_idx
+    slack = 2.0 * _shortlist_error(dim + -(-dim // chunk), float(sq_norm.max()))
+    return best_idx, best <= best[:, k - 1 : k] + slack
 
 
-def _refine(points: _Points, best_idx: Any, *, geodesic: bool, block_bytes: int) -> tuple[Any, Any]:
-    """Exact distances to the shortlisted neighbours by direct subtraction, sorted per row."""
+def _shortlist_error(terms: int, sq_radius: float) -> float:
+    r"""Bound ``δ`` on the round-off of a shortlist value ``v = ‖b‖² − 2 a·b`` of centred points
+    ``a = fl(x − c)``, ``b = fl(y − c)`` against the exact ``‖x − y‖² − ‖a‖²``, when every
+    centred point has ``‖·‖² ≤ R²`` (``sq_radius``) and each sum has at most ``terms`` terms:
+
+    .. math:: \delta = (3\gamma_m + 14u) R^2, \qquad \gamma_m = \frac{mu}{1 - mu},
+
+    with ``u = 2^{-53}``: ``γ_m R²`` bounds each float64 dot product or sum of squares of m
+    terms in any order (``|fl(a·b) − a·b| ≤ γ_m ‖a‖‖b‖``), which enter v with weights up to 3;
+    the final addition adds ``3u R²``; centring rounds each coordinate by ``u``, which moves
+    ``‖a − b‖²`` by at most ``8u R²`` (plus second-order terms, covered by the factor 2 the
+    caller applies)."""
+    u = 2.0**-53
+    gamma = terms * u / (1.0 - terms * u)
+    return (3.0 * gamma + 14.0 * u) * sq_radius
+
+
+def _refine(points: _Points, best_idx: Any, needed: Any | None, *, geodesic: bool,
+            block_bytes: int) -> tuple[Any, Any]:
+    """Exact distances to the shortlisted neighbours by direct subtraction, sorted per row;
+    ``+inf`` for a candidate that is not ``needed`` (None: all are)."""
     be = points.be
+    if needed is None:
+        needed = be.asarray(np.ones(best_idx.shape, dtype=bool))
     if isinstance(be, _NumpyBackend):
-        dist = _compiled_candidate_distances(points, best_idx, geodesic=geodesic)
+        dist = _compiled_candidate_distances(points, best_idx, needed, geodesic=geodesic)
     else:
         dist = _blocked_candidate_distances(points, best_idx, geodesic=geodesic,
                                             block_bytes=block_bytes)
+        dist[~needed] = math.inf
     dist, order = be.sort_rows(dist)
     return dist, be.take_along(best_idx, order)
 
 
-def _compiled_candidate_distances(points: _Points, best_idx: np.ndarray, *, geodesic: bool
-                                  ) -> np.ndarray:
+def _compiled_candidate_distances(points: _Points, best_idx: np.ndarray, needed: np.ndarray, *,
+                                  geodesic: bool) -> np.ndarray:
     """NumPy points: one compiled pass over each pair's two rows, read in place (measured at
     d = 10⁴, N = 1000: gathering candidate rows into blocks cost as much as the Gram product)."""
     from thermocheck._knn_kernels import candidate_distances
@@ -980,7 +1065,7 @@ def _compiled_candidate_distances(points: _Points, best_idx: np.ndarray, *, geod
     scale = np.ones(n_data) if points.scale is None else np.asarray(points.scale, np.float64)
     rows = np.arange(n_data) if points.index is None else np.asarray(points.index)
     dist = np.empty(best_idx.shape)
-    candidate_distances(points.data, scale, rows, best_idx, geodesic, dist)
+    candidate_distances(points.data, scale, rows, best_idx, needed, geodesic, dist)
     return dist
 
 

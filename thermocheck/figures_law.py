@@ -119,7 +119,7 @@ def deviation_figure(r: LawResult) -> tuple[Figure, str, str] | None:
     ax.vlines(at, np.where(one_sided, dev - band, -band), band, colors=colour, lw=5, alpha=0.18,
               zorder=1)
     ax.vlines(at, dev - err, dev + err, lw=0.8, zorder=3,
-              colors=np.where(bad[:, None], colors.to_rgba(_OUTSIDE), colour))
+              colors=[tuple(c) for c in np.where(bad[:, None], colors.to_rgba(_OUTSIDE), colour)])
     ax.scatter(at[~bad], dev[~bad], s=9, c=colour[~bad], zorder=3)
     ax.scatter(at[bad], dev[bad], s=25, marker="x", c=_OUTSIDE, zorder=3)
     ax.axhline(0.0, color="k", lw=1, zorder=2, label="prediction (deviation 0)")
@@ -213,12 +213,14 @@ def minimiser_figure(r: LawResult) -> tuple[Figure, str, str] | None:
     ax.add_collection(PatchCollection(boxes, facecolors=colours, edgecolors=colours, alpha=0.12,
                                       lw=0.5))
     ax.add_collection(LineCollection(arrows, colors=colours, lw=0.8))
-    ax.scatter(*np.transpose(tips), s=9, c=colours)
+    tip_x, tip_y = np.transpose(tips)
+    ax.scatter(tip_x, tip_y, s=9, c=colours)
     pointwise = [p for p in _compared(r) if p.get("method") == "pointwise"]
     if pointwise:
         ij = [[int(np.searchsorted(v, float(p[a]))) for v, a in zip(values, axes, strict=True)]
               for p in pointwise]
-        ax.scatter(*np.transpose(ij), s=16, marker="s", facecolors="none",
+        at_x, at_y = np.transpose(ij)
+        ax.scatter(at_x, at_y, s=16, marker="s", facecolors="none",
                    edgecolors=[_OUTSIDE if p.get("ok") is False else "0.4" for p in pointwise])
     for v, set_ticks in ((values[0], ax.set_xticks), (values[1], ax.set_yticks)):
         ticks = np.unique(np.linspace(0, v.size - 1, min(v.size, 7)).round().astype(int))
