@@ -10,11 +10,11 @@ computed. :func:`candidate_distances` recomputes the shortlisted distances exact
 coordinates, :func:`slab_shortlist` (up to 3) and :func:`direct_shortlist` find the nearest
 neighbours by direct differences without a Gram matrix.
 
-Every kernel is serial: on shared, loaded cores waking numba's threads cost more than the work
+No kernel uses numba's threads: on shared, loaded cores waking them cost more than the work
 (measured on 2 cores at load 4–5: a parallel refinement took 11 ms instead of 1 ms at d = 3,
 N = 1000; parallel merges right after the BLAS products, whose threads still spin, doubled the
-time at d = 10⁴; splitting :func:`direct_shortlist` over 2 threads with private candidate lists
-gained nothing at N = 4000, d = 10 and 32).
+time at d = 10⁴). Only :func:`direct_shortlist` runs on two plain threads, over disjoint rows with
+private candidate lists, and only for large N (``thermocheck.entropy._SPLIT_WORK``).
 """
 
 from __future__ import annotations
@@ -86,20 +86,22 @@ def merge_tile(  # pragma: no cover - compiled; covered through thermocheck.entr
 # Reassociation lets the sum over coordinates run as independent partial sums (measured: 28
 # against 40 ms at N = 4000, d = 10, and 28 against 56 ms at d = 16); it changes only the
 # rounding of each squared distance, and the candidates' distances are recomputed exactly.
-@njit(cache=True, fastmath={"reassoc"})
+@njit(cache=True, fastmath={"reassoc"}, nogil=True)
 def direct_shortlist(  # pragma: no cover - compiled; covered through thermocheck.entropy
-    x: np.ndarray, best: np.ndarray, idx: np.ndarray
+    x: np.ndarray, first: int, stop: int, best: np.ndarray, idx: np.ndarray
 ) -> None:
-    """Fill each point's sorted lists ``best``/``idx`` with its nearest other rows of ``x`` by
-    squared distances ``‖a − b‖²`` summed from direct differences (no cancellation), visiting
-    each pair once. For a few coordinates this beats a Gram product, whose small GEMMs are
-    dominated by call and thread overheads. A pair is tested against the larger of its two
-    points' worst kept values first (one comparison for nearly every pair).
+    """Merge the pairs ``(p, q)``, ``first ≤ p < stop``, ``q > p`` into both points' sorted lists
+    ``best``/``idx`` of nearest other rows of ``x``, by squared distances ``‖a − b‖²`` summed from
+    direct differences (no cancellation), each pair once. For a few coordinates this beats a Gram
+    product, whose small GEMMs are dominated by call and thread overheads. A pair is tested
+    against the larger of its two points' worst kept values first (one comparison for nearly
+    every pair). Releases the GIL: disjoint ranges of ``p`` run on threads, each with its own
+    lists, which the caller merges.
     """
     n = x.shape[0]
     last = best.shape[1] - 1
     worst = best[:, last].copy()
-    for p in range(n):
+    for p in range(first, stop):
         for q in range(p + 1, n):
             value = _squared_distance(x, p, q)
             if value < max(worst[p], worst[q]):

@@ -19,7 +19,9 @@ pairs (up to 64) instead of the Gram matrix.
 from __future__ import annotations
 
 import math
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -56,12 +58,17 @@ _MIN_TILE = 1024
 _CENTRE_ROWS = 64
 #: Up to these many coordinates, NumPy input takes an exact slab search, a k-d tree, or a compiled
 #: pass over all pairs by direct differences, instead of the Gram matrix. The pass beat the Gram
-#: shortlist (estimate in ms, 2 shared cores at load 4) at d = 24, N = 1000 (13 against 34),
-#: d = 32, N = 4000 (120 against 200) and d = 64 (19 against 28 at N = 1000, 156 against 190 at
-#: N = 4000), not at d = 100, N = 4000 (336 against 212).
+#: shortlist (estimate in ms, 2 shared cores at load 4) at d = 24, N = 1000 (13 against 34) and
+#: d = 32, N = 4000 (120 against 200); on quiet cores, with the pass on two threads, at d = 32,
+#: N = 4000 (30 against 34), not at d = 64 (59 against 39 at N = 4000, 7.2 against 5.5 at 1000).
 _SLAB_MAX_DIM = 3
 _KDTREE_MAX_DIM = 6
-_DIRECT_MAX_DIM = 64
+_DIRECT_MAX_DIM = 32
+#: ``N² d`` from which the all-pairs pass is split over two threads. Measured on 2 quiet cores
+#: (estimate in ms, split against serial): 25 against 32 at d = 10, N = 4000; 22 against 34 at
+#: d = 16; 8.3 against 8.7 at d = 10, N = 2000; 3.5 against 2.6 at N = 1000, where starting the
+#: threads costs more than they save. Under load (two other jobs) 48 against 59 at d = 10, N = 4000.
+_SPLIT_WORK = 100_000_000
 #: Points per slab of the slab search, times √N (about the slab width that holds a point's
 #: nearest neighbour for two or three coordinates).
 _SLAB_POINTS = 2.0
@@ -953,11 +960,22 @@ def _direct_shortlist(points: _Points, k: int) -> np.ndarray:
     k-d tree's, these distances are exact up to rounding, so no extra candidates are needed."""
     from thermocheck._knn_kernels import direct_shortlist
 
-    x = points.fill(np.empty(points.n * points.dim), slice(0, points.n))
-    best = np.full((points.n, k), math.inf)
-    best_idx = np.zeros((points.n, k), dtype=np.int64)
-    direct_shortlist(x, best, best_idx)
-    return best_idx
+    n = points.n
+    x = points.fill(np.empty(n * points.dim), slice(0, n))
+    threads = 2 if (os.cpu_count() or 1) > 1 and n * n * points.dim >= _SPLIT_WORK else 1
+    # the first rows pair with more others: cuts at n(1 − sqrt(1 − j/threads)) share the pairs
+    cuts = [round(n * (1 - math.sqrt(1 - j / threads))) for j in range(threads + 1)]
+    lists = [(np.full((n, k), math.inf), np.zeros((n, k), dtype=np.int64)) for _ in range(threads)]
+    if threads == 1:
+        direct_shortlist(x, 0, n, *lists[0])
+        return lists[0][1]
+    with ThreadPoolExecutor(threads) as pool:
+        for done in [pool.submit(direct_shortlist, x, cuts[j], cuts[j + 1], *lists[j])
+                     for j in range(threads)]:
+            done.result()
+    best = np.concatenate([b for b, _ in lists], axis=1)
+    order = np.argsort(best, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(np.concatenate([i for _, i in lists], axis=1), order, axis=1)
 
 
 def _gram_shortlist(points: _Points, k: int, block_bytes: int) -> tuple[Any, Any]:
