@@ -82,8 +82,11 @@ def cpu_budget() -> int:
 #: Points per thread in a batch of the simulator. Its kernel runs the points in parallel (numba
 #: ``prange``) and pays a fixed cost per parallel call, about 100 per run; measured on a loaded
 #: 2-core machine, wall time per point at 2, 4, 8, 16 points: 0.81, 0.41, 0.21, 0.11 s
-#: (10⁶ iterations, d = 3), so a batch of one point per thread would double the run.
-SIMULATOR_POINTS_PER_THREAD = 4
+#: (10⁶ iterations, d = 3), so a batch of one point per thread would double the run. Each thread
+#: also advances two points together, so a small batch leaves a thread idle: the quick preset's
+#: 5 × 5 grids took 13.4 s at 4 points per thread (batches of one row, 5 points) and 12.0 s at 8
+#: (2 quiet cores, whole ``thermocheck verify``).
+SIMULATOR_POINTS_PER_THREAD = 8
 
 
 def _simulator_batch() -> int:
