@@ -107,6 +107,8 @@ def test_exit_codes(stub_verify: dict, verdicts: list[str], code: int) -> None:
     (["verify", "--seed", "one"], "seed='one' is not an integer"),
     (["verify", "--dim", "1"], "dim=1 is invalid: it must be >= 2"),
     (["verify", "--bogus"], "unrecognized arguments: --bogus"),
+    (["verify", "--momentum", "1"], "--momentum=1 is invalid: it must be in [0, 1)"),
+    (["verify", "--momentum", "x"], "--momentum='x' must be a number in [0, 1)"),
 ])
 def test_usage_errors_exit_2(argv: list[str], message: str,
                              capsys: pytest.CaptureFixture[str]) -> None:

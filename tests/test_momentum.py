@@ -202,18 +202,6 @@ def test_verify_refuses_nesterov_without_momentum(tmp_path: Any) -> None:
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["verify", "--momentum", "1"], "--momentum=1 is invalid: it must be in [0, 1)"),
-    (["verify", "--momentum", "x"], "--momentum='x' must be a number in [0, 1)"),
-])
-def test_cli_momentum_usage_errors(argv: list[str], message: str,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        cli.main(argv)
-    assert exc.value.code == 2
-    assert message in capsys.readouterr().err
-
-
 def test_every_law_passes_with_momentum_and_fails_on_a_momentum_mutant() -> None:
     """Fixed ELR, β = 0.9, a 3 × 3 grid of the quick preset's ranges at the equivalent rates:
     the correct simulator passes every law, and a velocity that is never decayed (v ← v + g + λw)

@@ -1,6 +1,6 @@
 """Figures of a measured grid, in the style of the paper's Figures 1, 3 and 4.
 
-Three figures per :class:`~thermocheck.states.StateGrid`, each drawn only when the grid carries
+Four figures per :class:`~thermocheck.states.StateGrid`, each drawn only when the grid carries
 the quantities it needs (non-stationary states are left out); each law's verdict has its own
 figure (:mod:`thermocheck.figures_law`, for V2 the fitted minimisers):
 
@@ -14,6 +14,9 @@ figure (:mod:`thermocheck.figures_law`, for V2 the fitted minimisers):
 ``entropy``
     S against the logarithm of each hyperparameter, with reference slopes (Maxwell relations and
     the low-temperature VMF model).
+``noise``
+    The measured gradient noise σ² and its covariance's effective rank against the first
+    hyperparameter (grids with noise measurements only: networks and users' loops).
 
 Matplotlib is imported only when a figure is drawn, through its object-oriented API (Agg canvas),
 so the global backend of a user's session is never changed.
@@ -37,8 +40,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["FIGURES", "FigureFile", "draw", "entropy_figure", "state_equation_figure",
-           "thermo_figure"]
+__all__ = ["FIGURES", "FigureFile", "draw", "entropy_figure", "noise_figure",
+           "state_equation_figure", "thermo_figure"]
 
 #: Axis labels of the hyperparameters, with their symbols.
 LABELS = {"lr": "η (learning rate)", "wd": "λ (weight decay)",
