@@ -25,7 +25,10 @@ Paths and peers:
   (``benchmarks/bench_nets.py``), in model-iterations per second turned into seconds per
   model-iteration;
 * ``imports``: ``import thermocheck.laws`` in a fresh interpreter against
-  ``import numpy, scipy.special`` (what it cannot avoid).
+  ``import numpy, scipy.special`` (what it cannot avoid);
+* ``verify``: the main job, ``thermocheck verify`` on the quick preset (every point simulated
+  again, numba's cache warm), against the same run with every figure drawn by the main process
+  (:mod:`thermocheck.figure_pool` without its helper).
 
 Writes ``benchmark.json`` (machine, versions, configuration, every sample) and ``benchmark.md`` (the
 table the README quotes) to ``--out-dir``.
@@ -70,13 +73,15 @@ class Sizes:
     torch_iterations: int
     net_models: int
     net_steps: int
+    verify_protocol: str  # ``--protocol`` of the timed ``thermocheck verify``
 
 
 FULL = Sizes(repeats=5, vmf_calls=2000, entropy_dims=(3, 10, 100, 1000, 10_000),
              entropy_sizes=(1000, 4000), kernel_iterations=200_000, torch_iterations=1000,
-             net_models=8, net_steps=10)
+             net_models=8, net_steps=10, verify_protocol="all")
 QUICK = Sizes(repeats=3, vmf_calls=200, entropy_dims=(3, 100), entropy_sizes=(300,),
-              kernel_iterations=50_000, torch_iterations=50, net_models=2, net_steps=2)
+              kernel_iterations=50_000, torch_iterations=50, net_models=2, net_steps=2,
+              verify_protocol="fixed_sphere")
 
 
 @dataclass
@@ -352,9 +357,40 @@ def bench_imports(sizes: Sizes) -> list[Comparison]:
     }, sizes.repeats, unit="seconds in a fresh interpreter")]
 
 
+# ---------------------------------------------------------------------------------------------
+# The main job
+# ---------------------------------------------------------------------------------------------
+
+
+def _verify_run(protocol: str, folder: Path, *, one_process: bool) -> Contender:
+    """``thermocheck verify`` (quick preset) in a fresh interpreter, every point simulated again
+    (``--force``, its own cache); ``one_process``: every figure drawn by the main process."""
+    code = ("import sys, thermocheck.figure_pool as pool; "
+            + ("pool.MIN_FIGURES_FOR_HELPER = 10**9; " if one_process else "")
+            + "from thermocheck.cli import main; sys.exit(main(sys.argv[1:]))")
+    argv = [sys.executable, "-c", code, "verify", "--protocol", protocol, "--force", "--quiet",
+            "--out", str(folder / "report"), "--cache", str(folder / "cache")]
+
+    def run() -> None:
+        subprocess.run(argv, check=True, capture_output=True)
+
+    return run
+
+
+def bench_verify(sizes: Sizes) -> list[Comparison]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        return [_compare("verify", f"quick preset, --protocol {sizes.verify_protocol}", {
+            "thermocheck": _verify_run(sizes.verify_protocol, Path(scratch), one_process=False),
+            "figures_on_one_process": _verify_run(sizes.verify_protocol, Path(scratch),
+                                                  one_process=True),
+        }, sizes.repeats, unit="seconds of wall time, warm numba cache, results recomputed")]
+
+
 SECTIONS: dict[str, Callable[[Sizes], list[Comparison]]] = {
     "vmf": bench_vmf, "entropy": bench_entropy, "simulator": bench_simulator,
-    "nets": bench_nets, "imports": bench_imports,
+    "nets": bench_nets, "imports": bench_imports, "verify": bench_verify,
 }
 
 

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import re
+import sys
 import warnings
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from pytest import MonkeyPatch
 
-from thermocheck import figures, laws, report, theory
+from thermocheck import figure_pool, figures, laws, report, theory
 from thermocheck.deviations import KNOWN_DEVIATIONS, known_deviation
 from thermocheck.errors import InvalidParameterError
 from thermocheck.report import exit_code, load_report, overall_verdict, write_report
@@ -332,6 +333,76 @@ def test_vmf_curves_on_linear_loss() -> None:
     assert drawn is not None and "should lie on the VMF curves" in drawn.title
     labels = [line.get_label() for ax in drawn.figure.axes for line in ax.get_lines()]
     assert "VMF exact, κ = ‖μ‖/T" in labels
+
+
+# -- figures on two processes --------------------------------------------------------------------
+def _figure_work() -> tuple[dict[str, StateGrid], dict[str, str], list[LawResult]]:
+    """A grid and the results of every law on it: 12 figures to draw, 10 that apply."""
+    grids = {"fixed_lr": vmf_like_grid("fixed_lr", n=3)}
+    results = [law(grid) for grid in grids.values() for law in laws.ALL.values()]
+    return grids, {key: key for key in grids}, results
+
+
+def _drawn_files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _summary(drawn: figure_pool.DrawnFigures) -> tuple[object, ...]:
+    def key(f: figures.FigureFile | None) -> object:
+        return None if f is None else (f.kind, f.path.name, f.title, f.caption)
+    return ({g: [key(f) for f in fs] for g, fs in drawn.grids.items()},
+            [key(f) for f in drawn.results], drawn.errors)
+
+
+@pytest.fixture(scope="module")
+def serial_figures(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, dict[str, bytes]]:
+    """The figures drawn by this process alone, and what it says of them."""
+    folder = tmp_path_factory.mktemp("serial")
+    with MonkeyPatch.context() as m:
+        m.setattr(figure_pool, "MIN_FIGURES_FOR_HELPER", 10**9)
+        drawn = figure_pool.draw_report_figures(*_figure_work(), folder)
+    return _summary(drawn), _drawn_files(folder)
+
+
+def test_the_figure_helper_draws_what_this_process_draws(
+        tmp_path: Path, serial_figures: tuple[object, dict[str, bytes]]) -> None:
+    """The helper process alone (nothing claimed here) draws every figure, byte for byte the
+    same as this process does, and reports each on its own line."""
+    grids, names, results = _figure_work()
+    claims = tmp_path / "claims"
+    claims.mkdir()
+    payload = tmp_path / "payload.json"
+    payload.write_text(json.dumps({
+        "claims": str(claims), "folder": str(tmp_path / "helper"), "names": names,
+        "grids": {k: g.to_json() for k, g in grids.items()},
+        "results": [r.to_dict() for r in results]}))
+    helper = figure_pool._start_helper(payload)
+    assert helper is not None
+    done = figure_pool._helper_results(helper, tmp_path / "helper")
+    tasks = len(grids) * len(figures.FIGURES) + len(results)
+    assert helper.returncode == 0
+    assert len(done) == len(os.listdir(claims)) == tasks  # every figure claimed and reported
+    assert _drawn_files(tmp_path / "helper") == serial_figures[1]
+    assert sum(f is not None for f, _ in done.values()) == len(serial_figures[1])
+
+
+@pytest.mark.parametrize("helper", [
+    None,  # the real helper, drawing beside this process
+    "import sys; sys.exit(3)",  # fails at once
+    # claims every figure, then dies without reporting one
+    "import os, sys, json; p = json.load(open(sys.argv[1])); "
+    "[open(os.path.join(p['claims'], str(i)), 'x') for i in range(12)]; os._exit(9)",
+])
+def test_two_processes_draw_what_one_draws_even_if_the_helper_fails(
+        tmp_path: Path, monkeypatch: MonkeyPatch, helper: str | None,
+        serial_figures: tuple[object, dict[str, bytes]]) -> None:
+    monkeypatch.setattr(figure_pool, "cpu_budget", lambda: 2)
+    monkeypatch.setattr(figure_pool, "MIN_FIGURES_FOR_HELPER", 1)
+    if helper is not None:
+        monkeypatch.setattr(figure_pool, "_helper_argv",
+                            lambda payload: [sys.executable, "-c", helper, str(payload)])
+    drawn = figure_pool.draw_report_figures(*_figure_work(), tmp_path / "pool")
+    assert (_summary(drawn), _drawn_files(tmp_path / "pool")) == serial_figures
 
 
 # -- results that know their grid -----------------------------------------------------------------

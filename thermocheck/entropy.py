@@ -325,15 +325,22 @@ def log_cap_volume(theta: Any, m: int) -> np.ndarray:
 
     Notes
     -----
-    ``I_x(m/2, 1/2)`` underflows double precision for large m (``≈ x^{m/2}``: at m = 10⁵ every
-    θ < 1.5 rad). Below the mode-based switch point ``x < (a + 1)/(a + b + 2)`` it is therefore
-    evaluated in logs, ``a log x + b log(1 − x) − log a − log B(a, b)`` plus the log of its
-    continued fraction (modified Lentz), which converges there in O(√m) terms; above it ``I`` is
-    not small and ``betaincc(1/2, m/2, cos²θ)`` is used, with ``cos²θ`` computed directly so that
-    no precision is lost near θ = π/2.
+    On the circle and on S² (m ≤ 2) the closed forms ``2θ`` and ``4π sin²(θ/2)`` are used,
+    exact to a few ulps at every angle. ``I_x(m/2, 1/2)`` underflows double precision for large
+    m (``≈ x^{m/2}``: at m = 10⁵ every θ < 1.5 rad). Below the mode-based switch point
+    ``x < (a + 1)/(a + b + 2)`` it is therefore evaluated in logs,
+    ``a log x + b log(1 − x) − log a − log B(a, b)`` plus the log of its continued fraction
+    (modified Lentz), which converges there in O(√m) terms; above it ``I`` is not small and
+    ``betaincc(1/2, m/2, cos²θ)`` is used, with ``cos²θ`` computed directly so that no precision
+    is lost near θ = π/2.
     """
     m = check_dimension(m, name="m", low=1)
     theta = check_in_range("theta", theta, 0.0, math.pi)
+    if m <= 2:  # closed forms: 2θ on the circle, 2π(1 − cos θ) = 4π sin²(θ/2) on S² (d = 3)
+        with np.errstate(divide="ignore"):
+            if m == 1:
+                return np.asarray(math.log(2.0) + np.log(theta))
+            return np.asarray(math.log(4.0 * math.pi) + 2.0 * np.log(np.sin(theta / 2.0)))
     a, b = m / 2.0, 0.5
     log_sphere = math.log(2.0) + (m + 1) / 2.0 * math.log(math.pi) - special.gammaln((m + 1) / 2.0)
     sin, cos = np.sin(theta), np.cos(theta)

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["FIGURES", "FigureFile", "draw", "entropy_figure", "noise_figure",
+__all__ = ["FIGURES", "FigureFile", "draw", "draw_one", "entropy_figure", "noise_figure",
            "state_equation_figure", "thermo_figure"]
 
 #: Axis labels of the hyperparameters, with their symbols.
@@ -377,25 +377,32 @@ FIGURES: dict[str, Callable[[StateGrid], _Drawn | None]] = {
 }
 
 
+def draw_one(grid: StateGrid, kind: str, folder: str | Path, *, name: str) -> FigureFile | None:
+    """Draw the figure ``kind`` of :data:`FIGURES` into ``folder`` as ``<name>-<kind>.png``;
+    None when the grid lacks its data. Raises whatever drawing raised."""
+    drawn = FIGURES[kind](grid)
+    if drawn is None:
+        return None
+    path = Path(folder) / f"{name}-{kind}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    drawn.figure.savefig(path, dpi=110)
+    return FigureFile(kind, path, drawn.title, drawn.caption)
+
+
 def draw(grid: StateGrid, folder: str | Path, *, name: str) -> tuple[list[FigureFile], list[str]]:
     """Draw every figure the grid has data for into ``folder`` as ``<name>-<kind>.png``.
 
     Returns the figures written and, for each figure that raised while being drawn, a message
     (a figure is never worth losing a report over; the caller shows the messages).
     """
-    folder = Path(folder)
     made: list[FigureFile] = []
     errors: list[str] = []
-    for kind, build in FIGURES.items():
+    for kind in FIGURES:
         try:
-            drawn = build(grid)
-            if drawn is None:
-                continue
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{name}-{kind}.png"
-            drawn.figure.savefig(path, dpi=110)
+            figure = draw_one(grid, kind, folder, name=name)
         except Exception as err:  # a figure is never worth losing a report over
             errors.append(f"{kind}: {type(err).__name__}: {err}")
             continue
-        made.append(FigureFile(kind, path, drawn.title, drawn.caption))
+        if figure is not None:
+            made.append(figure)
     return made, errors

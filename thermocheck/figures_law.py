@@ -24,7 +24,7 @@ Matplotlib is used through its object-oriented API, as in :mod:`thermocheck.figu
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +38,7 @@ from thermocheck.results import LawResult
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["deviation_figure", "draw_law_figure", "draw_law_figures", "minimiser_figure",
+__all__ = ["deviation_figure", "draw_law_figure", "minimiser_figure",
            "ratios_figure"]
 
 _OUTSIDE = "tab:red"
@@ -255,18 +255,3 @@ def draw_law_figure(r: LawResult, path: str | Path) -> FigureFile | None:
             fig.savefig(path, dpi=100)
             return FigureFile(kind, path, title, caption)
     return None
-
-
-def draw_law_figures(results: Sequence[LawResult], folder: str | Path
-                     ) -> tuple[list[FigureFile | None], list[str]]:
-    """One figure per result (None where none applies) as ``law-<n>-<law>-<protocol>.png`` in
-    ``folder``, and a message per figure that raised (a figure never costs a report)."""
-    made: list[FigureFile | None] = []
-    errors: list[str] = []
-    for n, r in enumerate(results):
-        try:
-            made.append(draw_law_figure(r, Path(folder) / f"law-{n:02d}-{r.law}-{r.protocol}.png"))
-        except Exception as err:  # a figure is never worth losing a report over
-            made.append(None)
-            errors.append(f"{r.law} ({r.protocol}): {type(err).__name__}: {err}")
-    return made, errors

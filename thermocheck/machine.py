@@ -17,7 +17,15 @@ import subprocess
 import sys
 from typing import Any
 
-__all__ = ["describe", "device_info"]
+__all__ = ["cpu_budget", "describe", "device_info"]
+
+
+def cpu_budget() -> int:
+    """The CPUs this process may use (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _cpu_name() -> str:

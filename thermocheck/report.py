@@ -49,6 +49,7 @@ from thermocheck.report_html import to_html
 from thermocheck.results import VERDICTS, LawResult, _clean, _excess
 
 if TYPE_CHECKING:
+    from thermocheck.figure_pool import DrawnFigures
     from thermocheck.figures import FigureFile
     from thermocheck.states import StateGrid
 
@@ -564,31 +565,16 @@ def _markdown(results: Sequence[LawResult], summary: Mapping[str, Any], meta: Ma
 
 
 # -- writing and loading --------------------------------------------------------------------------
-def _draw_law_figures(results: Sequence[LawResult], folder: Path
-                      ) -> tuple[list[FigureFile | None], list[str]]:
-    """One figure per result (:mod:`thermocheck.figures_law`); failures are reported."""
-    from thermocheck.figures_law import draw_law_figures
+def _draw_all_figures(grids: Mapping[str, StateGrid], results: Sequence[LawResult],
+                      folder: Path) -> DrawnFigures:
+    """Every grid's and every result's figures (:mod:`thermocheck.figure_pool`); a figure that
+    fails is reported, never fatal to the report."""
+    from thermocheck.figure_pool import draw_report_figures
 
-    made, errors = draw_law_figures(results, folder)
-    for err in errors:
+    drawn = draw_report_figures(grids, {key: _slug(key) for key in grids}, results, folder)
+    for err in drawn.errors:
         warnings.warn(f"thermocheck report: figure not drawn: {err}", RuntimeWarning, stacklevel=3)
-    return made, errors
-
-
-def _draw_figures(grids: Mapping[str, StateGrid], folder: Path
-                  ) -> tuple[dict[str, list[FigureFile]], list[str]]:
-    """Draw every grid's figures; a figure that fails is reported, never fatal to the report."""
-    from thermocheck import figures
-
-    drawn: dict[str, list[FigureFile]] = {}
-    errors: list[str] = []
-    for key, grid in grids.items():
-        made, failed = figures.draw(grid, folder, name=_slug(key))
-        drawn[key] = made
-        errors += [f"{key}: {msg}" for msg in failed]
-    for err in errors:
-        warnings.warn(f"thermocheck report: figure not drawn: {err}", RuntimeWarning, stacklevel=3)
-    return drawn, errors
+    return drawn
 
 
 def write_report(
@@ -639,10 +625,8 @@ def write_report(
                 **({"test": result_tests[i]} if result_tests is not None else {})}
                for i, (r, key) in enumerate(zip(results, linked, strict=True))]
     with _staged(out) as staged:
-        figures, figure_errors = (_draw_figures(grids, staged / "figures") if grids
-                                  else ({}, []))
-        law_figures, law_errors = _draw_law_figures(results, staged / "figures")
-        figure_errors += law_errors
+        drawn = _draw_all_figures(grids, results, staged / "figures")
+        figures, law_figures, figure_errors = drawn.grids, drawn.results, drawn.errors
         for i, fig in enumerate(law_figures):
             entries[i]["figure"] = f"figures/{fig.path.name}" if fig is not None else None
         document = _clean({

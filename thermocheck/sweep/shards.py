@@ -29,6 +29,7 @@ import numpy as np
 
 from thermocheck import theory
 from thermocheck.errors import InvalidParameterError, check_dimension, check_positive
+from thermocheck.machine import cpu_budget
 from thermocheck.states import State
 from thermocheck.sweep.cache import (
     MEASUREMENT_VERSION,
@@ -69,14 +70,6 @@ def _simulate(spec: SweepSpec, xs: np.ndarray, ys: np.ndarray) -> Iterable[State
     x, y = spec.axes
     return simulate(spec.protocol, d=spec.d, grid={x: xs, y: ys}, iterations=spec.iterations,
                     seed=spec.seed, **spec.options).grid
-
-
-def cpu_budget() -> int:
-    """The CPUs this process may use (its affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 #: Points per thread in a batch of the simulator. Its kernel runs the points in parallel (numba

@@ -1,0 +1,198 @@
+"""Draw a report's figures on two processes: this one and a helper started for the purpose.
+
+Matplotlib draws on one core: a quick ``thermocheck verify`` has 31 figures, about 4 s of one
+core's time on a 2-core Xeon. When the process may use two or more CPUs and there are at least
+:data:`MIN_FIGURES_FOR_HELPER` figures, a helper process (``python -m thermocheck.figure_pool``,
+a fresh interpreter: nothing of the caller's ``__main__`` is imported again) reads the grids
+and results from a JSON file and draws from the end of the list while this process
+draws from the start. Each figure is claimed first by creating its claim file (``O_EXCL``), so
+no figure is drawn twice and neither process waits for the other until the last one.
+
+The helper draws with the same functions from the same data (JSON round trips floats exactly), so
+a figure is the same whichever process drew it. A helper that cannot start, fails or goes silent
+costs nothing but time: every figure it did not report is drawn here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from thermocheck.figures import FIGURES, FigureFile, draw_one
+from thermocheck.figures_law import draw_law_figure
+from thermocheck.machine import cpu_budget
+from thermocheck.results import LawResult
+from thermocheck.states import StateGrid
+
+__all__ = ["MIN_FIGURES_FOR_HELPER", "DrawnFigures", "draw_report_figures"]
+
+#: Fewer figures than this are drawn here alone: starting the helper (a Python interpreter,
+#: numpy and matplotlib) costs about 0.7 s of CPU, the time of 6 figures.
+MIN_FIGURES_FOR_HELPER = 12
+
+#: Seconds the helper may take beyond this process's own share before it is stopped and the
+#: figures it did not report are drawn here (a figure takes 0.1–0.3 s).
+_HELPER_GRACE_S = 120.0
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One figure: a grid's figure of a kind, or a law result's figure."""
+
+    grid: str | None  # the key in ``grids``; None for a law result's figure
+    kind: str  # a kind of :data:`FIGURES`, or the law result's index
+    name: str  # a grid's file stem (``-<kind>.png`` follows), or a law figure's file name
+
+
+@dataclass(frozen=True)
+class DrawnFigures:
+    """What :func:`draw_report_figures` drew: each grid's figures (in :data:`FIGURES` order),
+    each result's figure (None where none applies or drawing failed), and a message per figure
+    that raised."""
+
+    grids: dict[str, list[FigureFile]]
+    results: list[FigureFile | None]
+    errors: list[str]
+
+
+def _tasks(grids: Mapping[str, StateGrid], names: Mapping[str, str],
+           results: Sequence[LawResult]) -> list[_Task]:
+    grid_tasks = [_Task(key, kind, names[key]) for key in grids for kind in FIGURES]
+    law_tasks = [_Task(None, str(n), f"law-{n:02d}-{r.law}-{r.protocol}.png")
+                 for n, r in enumerate(results)]
+    return grid_tasks + law_tasks
+
+
+def _draw(task: _Task, folder: Path, grids: Mapping[str, StateGrid],
+          results: Sequence[LawResult]) -> tuple[FigureFile | None, str | None]:
+    """Draw one task → (the figure or None, an error message or None); never raises."""
+    try:
+        if task.grid is not None:
+            return draw_one(grids[task.grid], task.kind, folder, name=task.name), None
+        return draw_law_figure(results[int(task.kind)], folder / task.name), None
+    except Exception as err:  # a figure is never worth losing a report over
+        if task.grid is not None:
+            return None, f"{task.grid}: {task.kind}: {type(err).__name__}: {err}"
+        r = results[int(task.kind)]
+        return None, f"{r.law} ({r.protocol}): {type(err).__name__}: {err}"
+
+
+def _claim(claims: Path, i: int) -> bool:
+    """Claim figure ``i``: True for the one process that creates its claim file."""
+    try:
+        os.close(os.open(claims / str(i), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
+def _draw_claimed(order: Sequence[int], tasks: Sequence[_Task], claims: Path, folder: Path,
+                  grids: Mapping[str, StateGrid], results: Sequence[LawResult]
+                  ) -> dict[int, tuple[FigureFile | None, str | None]]:
+    """Draw, in ``order``, every task this process claims."""
+    return {i: _draw(tasks[i], folder, grids, results) for i in order if _claim(claims, i)}
+
+
+def _helper_argv(payload: Path) -> list[str]:
+    """The helper's command line: this module run by this interpreter."""
+    return [sys.executable, "-m", "thermocheck.figure_pool", str(payload)]
+
+
+def _start_helper(payload: Path) -> subprocess.Popen[bytes] | None:
+    """The helper process, reading its work from the JSON file ``payload``; None when it cannot
+    start."""
+    env = dict(os.environ)  # the helper must import this very thermocheck
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parents[1]), *filter(None, [env.get("PYTHONPATH")])])
+    try:
+        return subprocess.Popen(_helper_argv(payload), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    except OSError:
+        return None
+
+
+def _helper_results(helper: subprocess.Popen[bytes], folder: Path
+                    ) -> dict[int, tuple[FigureFile | None, str | None]]:
+    """What the helper reported drawing: one JSON line per figure on its standard output."""
+    try:
+        out, _ = helper.communicate(timeout=_HELPER_GRACE_S)
+    except subprocess.TimeoutExpired:
+        helper.kill()
+        out, _ = helper.communicate()
+    done: dict[int, tuple[FigureFile | None, str | None]] = {}
+    for line in out.decode("utf-8", "replace").splitlines():
+        try:
+            record = json.loads(line)
+            i, fig = int(record["task"]), record["figure"]
+            figure = (FigureFile(fig["kind"], folder / fig["file"], fig["title"], fig["caption"])
+                      if fig is not None else None)
+            done[i] = (figure, record["error"])
+        except (ValueError, KeyError, TypeError, IndexError):
+            continue  # a torn last line of a helper that died: its figure is drawn here
+    return done
+
+
+def draw_report_figures(grids: Mapping[str, StateGrid], names: Mapping[str, str],
+                        results: Sequence[LawResult], folder: str | Path) -> DrawnFigures:
+    """Draw every grid's figures (``<names[key]>-<kind>.png``, :func:`thermocheck.figures.draw`)
+    and every result's figure (``law-<n>-<law>-<protocol>.png``,
+    :func:`thermocheck.figures_law.draw_law_figure`) into ``folder``, on two processes where
+    that pays (see the module's docstring)."""
+    folder = Path(folder)
+    tasks = _tasks(grids, names, results)
+    with tempfile.TemporaryDirectory(prefix="thermocheck-figures-") as scratch:
+        claims = Path(scratch)
+        helper = None
+        if cpu_budget() >= 2 and len(tasks) >= MIN_FIGURES_FOR_HELPER:
+            payload = claims / "payload.json"
+            payload.write_text(json.dumps({
+                "claims": str(claims), "folder": str(folder),
+                "grids": {key: grid.to_json() for key, grid in grids.items()},
+                "names": dict(names), "results": [r.to_dict() for r in results],
+            }), encoding="utf-8")
+            helper = _start_helper(payload)
+        done = _draw_claimed(range(len(tasks)), tasks, claims, folder, grids, results)
+        if helper is not None:
+            done.update(_helper_results(helper, folder))
+    for i in range(len(tasks)):  # what the helper claimed but did not report
+        if i not in done:
+            done[i] = _draw(tasks[i], folder, grids, results)
+    drawn = DrawnFigures({key: [] for key in grids}, [], [])
+    for i, task in enumerate(tasks):
+        figure, error = done[i]
+        if error is not None:
+            drawn.errors.append(error)
+        if task.grid is not None:
+            if figure is not None:
+                drawn.grids[task.grid].append(figure)
+        else:
+            drawn.results.append(figure)
+    return drawn
+
+
+def _helper_main() -> None:
+    """The helper: read the payload (the file named by the first argument), draw from the end of
+    the list, report each figure."""
+    payload = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
+    grids = {key: StateGrid.from_json(text) for key, text in payload["grids"].items()}
+    results = [LawResult.from_dict(r) for r in payload["results"]]
+    tasks = _tasks(grids, payload["names"], results)
+    for i in reversed(range(len(tasks))):
+        if not _claim(Path(payload["claims"]), i):
+            continue
+        figure, error = _draw(tasks[i], Path(payload["folder"]), grids, results)
+        record = {"task": i, "error": error, "figure": None if figure is None else {
+            "kind": figure.kind, "file": figure.path.name, "title": figure.title,
+            "caption": figure.caption}}
+        sys.stdout.write(json.dumps(record) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    _helper_main()
