@@ -1,4 +1,5 @@
-"""The README's code blocks marked as tested run as they are."""
+"""The README's code blocks marked as tested run as they are, and its benchmark table is the
+committed one."""
 
 import re
 from pathlib import Path
@@ -22,3 +23,11 @@ def test_readme_has_tested_blocks() -> None:
 @pytest.mark.parametrize("block", _tested_blocks())
 def test_readme_block_runs(block: str) -> None:
     exec(compile(block, str(README), "exec"), {"__name__": "readme"})
+
+
+@pytest.mark.fast
+def test_readme_quotes_the_committed_benchmark_table() -> None:
+    """The Performance table is ``benchmarks/results/benchmark.md`` as ``python -m benchmarks``
+    wrote it, not numbers typed by hand."""
+    table = (README.parent / "benchmarks" / "results" / "benchmark.md").read_text(encoding="utf-8")
+    assert table.strip() in README.read_text(encoding="utf-8")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
@@ -65,10 +66,13 @@ _SLAB_MAX_DIM = 3
 _KDTREE_MAX_DIM = 6
 _DIRECT_MAX_DIM = 32
 #: ``N² d`` from which the all-pairs pass is split over two threads. Measured on 2 quiet cores
-#: (estimate in ms, split against serial): 25 against 32 at d = 10, N = 4000; 22 against 34 at
-#: d = 16; 8.3 against 8.7 at d = 10, N = 2000; 3.5 against 2.6 at N = 1000, where starting the
-#: threads costs more than they save. Under load (two other jobs) 48 against 59 at d = 10, N = 4000.
-_SPLIT_WORK = 100_000_000
+#: (estimate in ms, serial against split, medians of 8): d = 10, N = 1000: 2.4 against 3.1 (starting
+#: the threads costs more than they save); N = 2000: 6.9 against 6.4; N = 4000: 21.8 against 15.1;
+#: d = 32, N = 1000: 4.6 against 3.7; d = 16, N = 4000: 31.2 against 19.4.
+_SPLIT_WORK = 30_000_000
+#: Pieces of rows per thread of the all-pairs pass, taken in turn by whichever thread is free: a
+#: thread slowed by another process's (say a BLAS pool's spinning threads) takes fewer.
+_PIECES_PER_THREAD = 8
 #: Points per slab of the slab search, times √N (about the slab width that holds a point's
 #: nearest neighbour for two or three coordinates).
 _SLAB_POINTS = 2.0
@@ -252,17 +256,16 @@ def sphere_entropy(
     N = 4000, d ≈ 10⁵), keeping ``k + 4`` candidates per point; the angles of the candidates that
     a derived bound on the shortlist's round-off leaves in contention are then recomputed by
     direct subtraction as ``θ = 2·atan2(‖x − y‖, ‖x + y‖)``, accurate to a few ulps at any angle.
-    TF32 never applies: every product is float64. Up to d = 64 (NumPy input) the neighbours are
+    TF32 never applies: every product is float64. Up to d = 32 (NumPy input) the neighbours are
     found by direct differences (slab search, k-d tree or all pairs), with no Gram matrix.
 
     *Cost.* O(N² d) time; memory a few ``block_bytes`` beyond the input (measured: +0.33 GB for
     N = 4000, d = 97200, float32). For data on the CPU pass a NumPy array, not a CPU tensor.
-    Measured in two interleaved runs (``python -m benchmarks --sections entropy --repeats 5``
-    and the same contenders in one script; k = 1, uniform directions, 2 shared Xeon cores at
-    load 3.6–4.3), the time over the faster of scikit-learn's brute-force ``NearestNeighbors``
-    and scipy's ``cKDTree`` with the same estimate was, at N = 1000: 0.84–0.87 (d = 3),
-    0.43–0.49 (d = 10), 0.16–0.24 (d = 100), 0.19–0.23 (d = 10³), 0.61–0.73 (d = 10⁴); at
-    N = 4000: 0.60–0.70, 0.61–0.69, 0.72–0.74, 0.63, 0.71–0.72.
+    Measured with ``python -m benchmarks --sections entropy`` (k = 1, uniform directions, 2 quiet
+    Xeon cores, medians of 7 interleaved repeats; ``benchmarks/results/benchmark.md``), the time
+    over the faster of scikit-learn's brute-force ``NearestNeighbors`` and scipy's ``cKDTree``
+    with the same estimate was, at N = 1000: 0.66 (d = 3), 0.78 (d = 10), 0.94 (d = 100), 0.43
+    (d = 10³), 0.76 (d = 10⁴); at N = 4000: 0.55, 0.62, 0.80, 0.61, 0.73.
     """
     method = check_choice("method", method, _SPHERE_METHODS)
     k = _check_k(k)
@@ -968,17 +971,31 @@ def _direct_shortlist(points: _Points, k: int) -> np.ndarray:
     from thermocheck._knn_kernels import direct_shortlist
 
     n = points.n
-    x = points.fill(np.empty(n * points.dim), slice(0, n))
+    # coordinates in rows: the kernel runs along a coordinate across a block of points
+    xt = np.ascontiguousarray(points.fill(np.empty(n * points.dim), slice(0, n)).T)
     threads = 2 if (os.cpu_count() or 1) > 1 and n * n * points.dim >= _SPLIT_WORK else 1
-    # the first rows pair with more others: cuts at n(1 − sqrt(1 − j/threads)) share the pairs
-    cuts = [round(n * (1 - math.sqrt(1 - j / threads))) for j in range(threads + 1)]
+    # pieces of rows with equal numbers of pairs (the first rows pair with more others: cuts at
+    # n(1 − sqrt(1 − j/pieces))), taken in turn by whichever thread is free
+    pieces = _PIECES_PER_THREAD * threads
+    cuts = [round(n * (1 - math.sqrt(1 - j / pieces))) for j in range(pieces + 1)]
+    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for j in range(pieces):
+        todo.put(j)
     lists = [(np.full((n, k), math.inf), np.zeros((n, k), dtype=np.int64)) for _ in range(threads)]
+
+    def work(best: np.ndarray, idx: np.ndarray) -> None:
+        while True:
+            try:
+                j = todo.get_nowait()
+            except queue.Empty:
+                return
+            direct_shortlist(xt, cuts[j], cuts[j + 1], best, idx)
+
     if threads == 1:
-        direct_shortlist(x, 0, n, *lists[0])
+        work(*lists[0])
         return lists[0][1]
     with ThreadPoolExecutor(threads) as pool:
-        for done in [pool.submit(direct_shortlist, x, cuts[j], cuts[j + 1], *lists[j])
-                     for j in range(threads)]:
+        for done in [pool.submit(work, *own) for own in lists]:
             done.result()
     best = np.concatenate([b for b, _ in lists], axis=1)
     order = np.argsort(best, axis=1, kind="stable")[:, :k]
