@@ -405,6 +405,16 @@ def test_two_processes_draw_what_one_draws_even_if_the_helper_fails(
     assert (_summary(drawn), _drawn_files(tmp_path / "pool")) == serial_figures
 
 
+def test_without_a_known_interpreter_every_figure_is_drawn_here(
+        tmp_path: Path, monkeypatch: MonkeyPatch,
+        serial_figures: tuple[object, dict[str, bytes]]) -> None:
+    monkeypatch.setattr(figure_pool, "cpu_budget", lambda: 2)
+    monkeypatch.setattr(figure_pool, "MIN_FIGURES_FOR_HELPER", 1)
+    monkeypatch.setattr(sys, "executable", "")
+    drawn = figure_pool.draw_report_figures(*_figure_work(), tmp_path / "pool")
+    assert (_summary(drawn), _drawn_files(tmp_path / "pool")) == serial_figures
+
+
 # -- results that know their grid -----------------------------------------------------------------
 def test_each_result_links_to_its_own_grid_not_the_first_of_its_kind(tmp_path: Path) -> None:
     """Two grids of one protocol, substrate and d: each result names its grid (and the grid's

@@ -10,7 +10,10 @@ no figure is drawn twice and neither process waits for the other until the last 
 
 The helper draws with the same functions from the same data (JSON round trips floats exactly), so
 a figure is the same whichever process drew it. A helper that cannot start, fails or goes silent
-costs nothing but time: every figure it did not report is drawn here.
+costs nothing but time: every figure it did not report is drawn here. Its reports (a line per
+figure) are read once this process has drawn its share; past about 150 figures the pipe fills and
+the helper waits for that read, so it then draws less than half. Starting the helper earlier (at
+the start of ``verify``, or before its law checks) was measured and gained nothing.
 """
 
 from __future__ import annotations
@@ -107,6 +110,8 @@ def _helper_argv(payload: Path) -> list[str]:
 def _start_helper(payload: Path) -> subprocess.Popen[bytes] | None:
     """The helper process, reading its work from the JSON file ``payload``; None when it cannot
     start."""
+    if not sys.executable:  # an embedded interpreter may not know its executable
+        return None
     env = dict(os.environ)  # the helper must import this very thermocheck
     env["PYTHONPATH"] = os.pathsep.join(
         [str(Path(__file__).resolve().parents[1]), *filter(None, [env.get("PYTHONPATH")])])
@@ -157,9 +162,14 @@ def draw_report_figures(grids: Mapping[str, StateGrid], names: Mapping[str, str]
                 "names": dict(names), "results": [r.to_dict() for r in results],
             }), encoding="utf-8")
             helper = _start_helper(payload)
-        done = _draw_claimed(range(len(tasks)), tasks, claims, folder, grids, results)
-        if helper is not None:
-            done.update(_helper_results(helper, folder))
+        try:
+            done = _draw_claimed(range(len(tasks)), tasks, claims, folder, grids, results)
+            if helper is not None:
+                done.update(_helper_results(helper, folder))
+        finally:  # this process failed (or was interrupted): the helper must not draw on
+            if helper is not None and helper.poll() is None:
+                helper.kill()
+                helper.wait()
     for i in range(len(tasks)):  # what the helper claimed but did not report
         if i not in done:
             done[i] = _draw(tasks[i], folder, grids, results)
