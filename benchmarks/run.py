@@ -149,18 +149,18 @@ def _steady(fn: Callable[[], Any]) -> Contender:
     The first call after another contender's shares the cores with the threads that one left
     spinning (scikit-learn's OpenMP pool, an OpenBLAS pool): measured at d = 100, N = 1000,
     thermocheck's single calls took 6–8 ms right after scikit-learn's, 4.9 ms in a row."""
-    calls = 1
-    warmed = False
+    calls = 0  # until the warm-up: a first call (compiling, say) and a timed one decide
 
     def run() -> float:
-        nonlocal calls, warmed
+        nonlocal calls
+        if calls == 0:
+            fn()
         seconds = []
-        for _ in range(calls):
+        for _ in range(max(calls, 1)):
             start = time.perf_counter()
             fn()
             seconds.append(time.perf_counter() - start)
-        if not warmed:
-            warmed = True
+        if calls == 0:
             calls = STEADY_CALLS if seconds[0] < STEADY_BELOW_S else 1
         return statistics.median(seconds)
 

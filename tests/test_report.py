@@ -415,6 +415,35 @@ def test_without_a_known_interpreter_every_figure_is_drawn_here(
     assert (_summary(drawn), _drawn_files(tmp_path / "pool")) == serial_figures
 
 
+def test_grids_of_one_file_name_get_files_of_their_own(tmp_path: Path,
+                                                      monkeypatch: MonkeyPatch) -> None:
+    monkeypatch.setattr(figure_pool, "MIN_FIGURES_FOR_HELPER", 10**9)
+    grid = vmf_like_grid("fixed_lr", n=3)
+    drawn = figure_pool.draw_report_figures({"a b": grid, "a-b": grid},
+                                            {"a b": "a-b", "a-b": "a-b"}, [], tmp_path)
+    assert drawn.grids["a b"][0].path.name == "a-b-thermo.png"
+    assert drawn.grids["a-b"][0].path.name == "a-b-2-thermo.png"
+
+
+def test_a_figure_that_warns_is_drawn_under_warnings_as_errors(
+        tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
+    """Drawing runs with warnings silenced in either process, so a caller's ``-W error`` does
+    not make a figure's fate depend on which process drew it."""
+    thermo = figures.FIGURES["thermo"]
+
+    def warns(grid: StateGrid) -> object:
+        warnings.warn("cosmetic", UserWarning, stacklevel=1)
+        return thermo(grid)
+
+    monkeypatch.setitem(figures.FIGURES, "thermo", warns)
+    monkeypatch.setattr(figure_pool, "MIN_FIGURES_FOR_HELPER", 10**9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        drawn = figure_pool.draw_report_figures({"g": vmf_like_grid("fixed_lr", n=3)}, {"g": "g"},
+                                                [], tmp_path)
+    assert drawn.errors == [] and drawn.grids["g"][0].kind == "thermo"
+
+
 # -- results that know their grid -----------------------------------------------------------------
 def test_each_result_links_to_its_own_grid_not_the_first_of_its_kind(tmp_path: Path) -> None:
     """Two grids of one protocol, substrate and d: each result names its grid (and the grid's

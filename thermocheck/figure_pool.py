@@ -2,14 +2,16 @@
 
 Matplotlib draws on one core: a quick ``thermocheck verify`` has 31 figures, about 4 s of one
 core's time on a 2-core Xeon. When the process may use two or more CPUs and there are at least
-:data:`MIN_FIGURES_FOR_HELPER` figures, a helper process (``python -m thermocheck.figure_pool``,
-a fresh interpreter: nothing of the caller's ``__main__`` is imported again) reads the grids
-and results from a JSON file and draws from the end of the list while this process
-draws from the start. Each figure is claimed first by creating its claim file (``O_EXCL``), so
-no figure is drawn twice and neither process waits for the other until the last one.
+:data:`MIN_FIGURES_FOR_HELPER` figures, a helper process (a fresh interpreter started as
+multiprocessing would start it, given this process's ``sys.path``; nothing of the caller's
+``__main__`` is imported again) reads the grids and results from a JSON file and draws from the
+end of the list while this process draws from the start. Each figure is claimed first by
+creating its claim file (``O_EXCL``), so no figure is drawn twice and neither process waits for
+the other until the last one.
 
-The helper draws with the same functions from the same data (JSON round trips floats exactly), so
-a figure is the same whichever process drew it. A helper that cannot start, fails or goes silent
+Both processes draw with the same functions from the same data (this process, too, draws from the
+JSON round trip the helper reads), in matplotlib's default style and with warnings silenced, so a
+figure is the same whichever process drew it. A helper that cannot start, fails or goes silent
 costs nothing but time: every figure it did not report is drawn here. Its reports (a line per
 figure) are read once this process has drawn its share; past about 150 figures the pipe fills and
 the helper waits for that read, so it then draws less than half. Starting the helper earlier (at
@@ -23,6 +25,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,9 +67,23 @@ class DrawnFigures:
     errors: list[str]
 
 
+def _stems(keys: Sequence[str], names: Mapping[str, str]) -> dict[str, str]:
+    """Each grid's file stem: its name, with ``-2``, ``-3``, … after a name already taken (two
+    grids must never write one file, least of all from two processes at once)."""
+    stems: dict[str, str] = {}
+    for key in keys:
+        stem, n = names[key], 1
+        while stem in stems.values():
+            n += 1
+            stem = f"{names[key]}-{n}"
+        stems[key] = stem
+    return stems
+
+
 def _tasks(grids: Mapping[str, StateGrid], names: Mapping[str, str],
            results: Sequence[LawResult]) -> list[_Task]:
-    grid_tasks = [_Task(key, kind, names[key]) for key in grids for kind in FIGURES]
+    stems = _stems(list(grids), names)
+    grid_tasks = [_Task(key, kind, stems[key]) for key in grids for kind in FIGURES]
     law_tasks = [_Task(None, str(n), f"law-{n:02d}-{r.law}-{r.protocol}.png")
                  for n, r in enumerate(results)]
     return grid_tasks + law_tasks
@@ -74,11 +91,18 @@ def _tasks(grids: Mapping[str, StateGrid], names: Mapping[str, str],
 
 def _draw(task: _Task, folder: Path, grids: Mapping[str, StateGrid],
           results: Sequence[LawResult]) -> tuple[FigureFile | None, str | None]:
-    """Draw one task → (the figure or None, an error message or None); never raises."""
+    """Draw one task → (the figure or None, an error message or None); never raises. Both
+    processes draw in matplotlib's default style with warnings silenced, so that neither a
+    caller's style nor its warning filters (``-W error``) make a figure depend on which process
+    drew it."""
+    from matplotlib import style
+
     try:
-        if task.grid is not None:
-            return draw_one(grids[task.grid], task.kind, folder, name=task.name), None
-        return draw_law_figure(results[int(task.kind)], folder / task.name), None
+        with warnings.catch_warnings(), style.context("default"):
+            warnings.simplefilter("ignore")
+            if task.grid is not None:
+                return draw_one(grids[task.grid], task.kind, folder, name=task.name), None
+            return draw_law_figure(results[int(task.kind)], folder / task.name), None
     except Exception as err:  # a figure is never worth losing a report over
         if task.grid is not None:
             return None, f"{task.grid}: {task.kind}: {type(err).__name__}: {err}"
@@ -102,22 +126,29 @@ def _draw_claimed(order: Sequence[int], tasks: Sequence[_Task], claims: Path, fo
     return {i: _draw(tasks[i], folder, grids, results) for i in order if _claim(claims, i)}
 
 
+#: What the helper runs: this process's ``sys.path`` (as multiprocessing's spawn hands it over:
+#: the same thermocheck, whatever the working folder holds), then :func:`_helper_main`.
+_HELPER_CODE = ("import json, sys; sys.path[:] = json.loads(sys.argv[2]); "
+                "from thermocheck.figure_pool import _helper_main; _helper_main()")
+
+
 def _helper_argv(payload: Path) -> list[str]:
-    """The helper's command line: this module run by this interpreter."""
-    return [sys.executable, "-m", "thermocheck.figure_pool", str(payload)]
+    """The helper's command line: this interpreter (as multiprocessing would start it) running
+    :data:`_HELPER_CODE` on ``payload``."""
+    from multiprocessing import spawn
+
+    return [spawn.get_executable(), "-c", _HELPER_CODE, str(payload), json.dumps(sys.path)]
 
 
 def _start_helper(payload: Path) -> subprocess.Popen[bytes] | None:
     """The helper process, reading its work from the JSON file ``payload``; None when it cannot
     start."""
-    if not sys.executable:  # an embedded interpreter may not know its executable
+    argv = _helper_argv(payload)
+    if not argv[0]:  # an embedded interpreter may not know its executable
         return None
-    env = dict(os.environ)  # the helper must import this very thermocheck
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(Path(__file__).resolve().parents[1]), *filter(None, [env.get("PYTHONPATH")])])
     try:
-        return subprocess.Popen(_helper_argv(payload), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
     except OSError:
         return None
 
@@ -150,6 +181,11 @@ def draw_report_figures(grids: Mapping[str, StateGrid], names: Mapping[str, str]
     :func:`thermocheck.figures_law.draw_law_figure`) into ``folder``, on two processes where
     that pays (see the module's docstring)."""
     folder = Path(folder)
+    # both processes draw from the JSON round trip (numpy scalars become numbers, NaN None)
+    grid_texts = {key: grid.to_json() for key, grid in grids.items()}
+    grids = {key: StateGrid.from_json(text) for key, text in grid_texts.items()}
+    records = [r.to_dict() for r in results]
+    results = [LawResult.from_dict(r) for r in records]
     tasks = _tasks(grids, names, results)
     with tempfile.TemporaryDirectory(prefix="thermocheck-figures-") as scratch:
         claims = Path(scratch)
@@ -157,9 +193,8 @@ def draw_report_figures(grids: Mapping[str, StateGrid], names: Mapping[str, str]
         if cpu_budget() >= 2 and len(tasks) >= MIN_FIGURES_FOR_HELPER:
             payload = claims / "payload.json"
             payload.write_text(json.dumps({
-                "claims": str(claims), "folder": str(folder),
-                "grids": {key: grid.to_json() for key, grid in grids.items()},
-                "names": dict(names), "results": [r.to_dict() for r in results],
+                "claims": str(claims), "folder": str(folder), "grids": grid_texts,
+                "names": dict(names), "results": records,
             }), encoding="utf-8")
             helper = _start_helper(payload)
         try:
@@ -169,7 +204,7 @@ def draw_report_figures(grids: Mapping[str, StateGrid], names: Mapping[str, str]
         finally:  # this process failed (or was interrupted): the helper must not draw on
             if helper is not None and helper.poll() is None:
                 helper.kill()
-                helper.wait()
+                helper.communicate()
     for i in range(len(tasks)):  # what the helper claimed but did not report
         if i not in done:
             done[i] = _draw(tasks[i], folder, grids, results)
@@ -202,7 +237,3 @@ def _helper_main() -> None:
             "caption": figure.caption}}
         sys.stdout.write(json.dumps(record) + "\n")
         sys.stdout.flush()
-
-
-if __name__ == "__main__":
-    _helper_main()
