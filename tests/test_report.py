@@ -8,6 +8,7 @@ import os
 import re
 import sys
 import warnings
+from multiprocessing import spawn
 from pathlib import Path
 
 import numpy as np
@@ -410,7 +411,8 @@ def test_without_a_known_interpreter_every_figure_is_drawn_here(
         serial_figures: tuple[object, dict[str, bytes]]) -> None:
     monkeypatch.setattr(figure_pool, "cpu_budget", lambda: 2)
     monkeypatch.setattr(figure_pool, "MIN_FIGURES_FOR_HELPER", 1)
-    monkeypatch.setattr(sys, "executable", "")
+    monkeypatch.setattr(spawn, "get_executable", lambda: "")
+    assert figure_pool._start_helper(tmp_path / "payload.json") is None
     drawn = figure_pool.draw_report_figures(*_figure_work(), tmp_path / "pool")
     assert (_summary(drawn), _drawn_files(tmp_path / "pool")) == serial_figures
 
