@@ -408,19 +408,18 @@ _LINE_WORDS = 8
 
 
 @njit(cache=True, inline="always")
-def _own(size: int) -> np.ndarray:
-    """``size`` float64 words with a cache line of padding on each side: a thread's hot state in
-    memory that no other thread's data shares a cache line with. Written every step, per-point
-    rows of the shared arrays that met at a thread boundary sent their line back and forth
-    between the cores (measured: 4 points on 2 threads ran no faster than on one)."""
-    return np.empty(size + 2 * _LINE_WORDS)[_LINE_WORDS : _LINE_WORDS + size]
+def _own(size: int, dtype: np.dtype) -> np.ndarray:
+    """``size`` 8-byte words of ``dtype`` with a cache line of padding on each side: a thread's
+    hot state in memory that no other thread's data shares a cache line with. Written every step,
+    per-point rows of the shared arrays that met at a thread boundary sent their line back and
+    forth between the cores (measured: 4 points on 2 threads ran no faster than on one)."""
+    return np.empty(size + 2 * _LINE_WORDS, dtype=dtype)[_LINE_WORDS : _LINE_WORDS + size]
 
 
 @njit(cache=True, inline="always")
 def _private(row: np.ndarray) -> np.ndarray:
-    """A copy of ``row`` (8-byte words) in memory of its own, as :func:`_own`."""
-    out = np.empty(row.size + 2 * _LINE_WORDS, dtype=row.dtype)[
-        _LINE_WORDS : _LINE_WORDS + row.size]
+    """A copy of ``row`` in memory of its own (:func:`_own`)."""
+    out = _own(row.size, row.dtype)
     out[:] = row
     return out
 
@@ -460,7 +459,7 @@ def advance(
     for p in prange((points + 1) // 2):
         m0 = max(2 * p - odd, 0)  # item 0 is an odd count's lone point: where the items split
         m1 = 2 * p + 1 - odd  # unevenly, the first thread has one more, and so a lone point
-        scratch = _own(6 * d).reshape((6, d))
+        scratch = _own(6 * d, w.dtype).reshape((6, d))
         grad0 = grads[m0] if given else scratch[0]
         grad1 = grads[m1] if given else scratch[1]
         wbar0, wbar1, noise0, noise1 = scratch[2], scratch[3], scratch[4], scratch[5]
